@@ -1,0 +1,33 @@
+# The connector: migrations, then the REST API under gunicorn in the background.
+
+connector_env() {  # the environment the connector reads (see connector/README)
+    export EMBOUX_API_KEY MAILDB_DSN
+    EMBOUX_API_KEY=$(env_get EMBOUX_API_KEY)
+    MAILDB_DSN=$(env_get MAILDB_DSN)
+    set -a; . "$ENV_FILE"; set +a
+}
+
+connector_setup() {
+    # The master token: the operator's if set, else one generated and kept.
+    if [ -n "${EMBOUX_API_KEY:-}" ]; then env_set EMBOUX_API_KEY "$EMBOUX_API_KEY"; else env_secret EMBOUX_API_KEY 32 >/dev/null; fi
+    local port; port=$(env_port CONNECTOR_PORT 8600)
+    env_set EMBOUX_API_URL "http://127.0.0.1:$port"
+    connector_env
+    say "migrating the mail DB"
+    "$VENV/bin/emboux-connector" migrate || die "migrations failed"
+}
+
+connector_start() {
+    connector_env
+    local port; port=$(env_get CONNECTOR_PORT)
+    if pid_alive connector && wait_port 127.0.0.1 "$port" 1; then return 0; fi
+    say "starting the connector on 127.0.0.1:$port"
+    "$VENV/bin/gunicorn" --daemon --pid "$RUN/connector.pid" \
+        --bind "127.0.0.1:$port" --workers "${CONNECTOR_WORKERS:-3}" --threads 4 \
+        --access-logfile "$LOG/connector-access.log" --error-logfile "$LOG/connector.log" \
+        --chdir "$ROOT" "emboux_connector.wsgi:app" \
+        || die "gunicorn did not start (see $LOG/connector.log)"
+    wait_port 127.0.0.1 "$port" 30 || die "connector not listening (see $LOG/connector.log)"
+}
+
+connector_stop() { pid_stop connector; }

@@ -1,0 +1,75 @@
+# PostgreSQL for the mail DB (and Odoo's DB): Debian's package, started with
+# pg_ctlcluster, or an already running server on 127.0.0.1:5432.
+
+PG_HOST=${EMBOUX_PG_HOST:-127.0.0.1}
+PG_PORT=${EMBOUX_PG_PORT:-5432}
+
+# Run psql as the cluster superuser. A foreign server needs EMBOUX_PG_ADMIN_DSN.
+pg_admin() {
+    if [ -n "${EMBOUX_PG_ADMIN_DSN:-}" ]; then
+        psql "$EMBOUX_PG_ADMIN_DSN" -v ON_ERROR_STOP=1 -qAt "$@"
+    else
+        runuser -u postgres -- psql -h "$PG_HOST" -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@" 2>/dev/null \
+            || runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@"
+    fi
+}
+
+pg_ensure_server() {
+    if pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; then return 0; fi
+    apt_install postgresql postgresql-contrib
+    local ver cluster
+    ver=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+    if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$ver main$"; then
+        pg_createcluster "$ver" main >/dev/null
+    fi
+    say "starting PostgreSQL $ver"
+    pg_ctlcluster "$ver" main start 2>/dev/null || true
+    for _ in $(seq 1 100); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && return 0; sleep 0.1; done
+    die "PostgreSQL did not come up on $PG_HOST:$PG_PORT"
+}
+
+# pg_ensure_role ROLE PASSWORD [EXTRA]: create or reset a login role.
+pg_ensure_role() {
+    pg_admin -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') THEN
+            CREATE ROLE \"$1\" LOGIN PASSWORD '$2' ${3:-};
+        ELSE
+            ALTER ROLE \"$1\" LOGIN PASSWORD '$2' ${3:-};
+        END IF; END \$\$;"
+}
+pg_ensure_group() {  # pg_ensure_group ROLE
+    pg_admin -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') THEN
+            CREATE ROLE \"$1\" NOLOGIN; END IF; END \$\$;"
+}
+pg_ensure_db() {  # pg_ensure_db NAME OWNER
+    if [ -z "$(pg_admin -c "SELECT 1 FROM pg_database WHERE datname = '$1'")" ]; then
+        pg_admin -c "CREATE DATABASE \"$1\" OWNER \"$2\" ENCODING 'UTF8' TEMPLATE template0"
+    fi
+}
+
+# The mail DB: owner role for the connector, a read-only group for the mail
+# server and one login role each for Postfix and Dovecot.
+pg_setup_maildb() {
+    local db=${EMBOUX_MAILDB_NAME:-emboux_mail} pw pfpw dvpw
+    pw=$(env_secret MAILDB_PASSWORD 24)
+    pfpw=$(env_secret MAILDB_POSTFIX_PASSWORD 24)
+    dvpw=$(env_secret MAILDB_DOVECOT_PASSWORD 24)
+    pg_ensure_role emboux "$pw"
+    pg_ensure_group emboux_mailserver
+    pg_ensure_role emboux_postfix "$pfpw" "IN ROLE emboux_mailserver"
+    pg_ensure_role emboux_dovecot "$dvpw" "IN ROLE emboux_mailserver"
+    pg_admin -c "GRANT emboux_mailserver TO emboux_postfix, emboux_dovecot" >/dev/null
+    pg_ensure_db "$db" emboux
+    # The mail server roles may connect, and see nothing but schema mailserver.
+    pg_admin -d "$db" -c "REVOKE ALL ON DATABASE \"$db\" FROM PUBLIC;
+        GRANT CONNECT ON DATABASE \"$db\" TO emboux, emboux_mailserver;
+        REVOKE ALL ON SCHEMA public FROM PUBLIC;
+        GRANT ALL ON SCHEMA public TO emboux;" >/dev/null
+    env_set MAILDB_NAME "$db"
+    env_set MAILDB_DSN "postgresql://emboux:$pw@$PG_HOST:$PG_PORT/$db"
+    env_set MAILDB_POSTFIX_DSN "postgresql://emboux_postfix:$pfpw@$PG_HOST:$PG_PORT/$db"
+    env_set MAILDB_DOVECOT_DSN "postgresql://emboux_dovecot:$dvpw@$PG_HOST:$PG_PORT/$db"
+    env_set PGHOST "$PG_HOST"
+    env_set PGPORT "$PG_PORT"
+}
