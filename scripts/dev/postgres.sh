@@ -6,11 +6,12 @@ PG_PORT=${EMBOUX_PG_PORT:-5432}
 
 # Run psql as the cluster superuser. A foreign server needs EMBOUX_PG_ADMIN_DSN.
 pg_admin() {
+    export PGOPTIONS="-c client_min_messages=warning"
     if [ -n "${EMBOUX_PG_ADMIN_DSN:-}" ]; then
         psql "$EMBOUX_PG_ADMIN_DSN" -v ON_ERROR_STOP=1 -qAt "$@"
     else
-        runuser -u postgres -- psql -h "$PG_HOST" -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@" 2>/dev/null \
-            || runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@"
+        # Debian's cluster: the postgres OS user over the local socket (peer auth).
+        runuser -u postgres -- psql -w -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@"
     fi
 }
 
@@ -28,7 +29,8 @@ pg_ensure_server() {
     die "PostgreSQL did not come up on $PG_HOST:$PG_PORT"
 }
 
-# pg_ensure_role ROLE PASSWORD [EXTRA]: create or reset a login role.
+# pg_ensure_role ROLE PASSWORD [ATTRIBUTES]: create or reset a login role
+# (ATTRIBUTES: role options valid for both CREATE and ALTER ROLE, e.g. CREATEDB).
 pg_ensure_role() {
     pg_admin -c "DO \$\$ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') THEN
@@ -57,8 +59,8 @@ pg_setup_maildb() {
     dvpw=$(env_secret MAILDB_DOVECOT_PASSWORD 24)
     pg_ensure_role emboux "$pw"
     pg_ensure_group emboux_mailserver
-    pg_ensure_role emboux_postfix "$pfpw" "IN ROLE emboux_mailserver"
-    pg_ensure_role emboux_dovecot "$dvpw" "IN ROLE emboux_mailserver"
+    pg_ensure_role emboux_postfix "$pfpw"
+    pg_ensure_role emboux_dovecot "$dvpw"
     pg_admin -c "GRANT emboux_mailserver TO emboux_postfix, emboux_dovecot" >/dev/null
     pg_ensure_db "$db" emboux
     # The mail server roles may connect, and see nothing but schema mailserver.

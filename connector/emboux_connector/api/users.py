@@ -1,0 +1,113 @@
+"""Mailboxes ("users" in the API): create, list, password, delete, quota."""
+
+from flask import Blueprint, current_app
+
+from .. import names, passwords, schemas, stores
+from ..errors import ApiError
+from ..routing import after_commit, endpoint
+from ..tenancy import partner_quotas, visible_domain, visible_mailbox
+
+bp = Blueprint("users", __name__)
+
+
+def user_json(row):
+    return {
+        "id": row["id"],
+        "domain_id": row["domain_id"],
+        "email": row["email"],
+        "quota_mb": row["quota_mb"],
+        "active": row["active"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+@endpoint(bp, "/users/", "POST", role="either", body=schemas.UserCreate, status=201,
+          summary="Create a mailbox")
+def create_user(cur, caller, body):
+    domain_name = names.domain_name(body["domain_name"], "domain_name")
+    email, local, domain = names.address(body["email"], "email")
+    if domain != domain_name:
+        raise ApiError(400, f"email: the address must be in domain {domain_name}")
+    password_hash = passwords.hash_password(body["password"])
+    # Locking the domain row serialises mailbox creation per domain, so two
+    # parallel creates at quota N-1 cannot both pass the count.
+    dom = visible_domain(cur, caller, domain_name, lock=True)
+    cur.execute("SELECT 1 FROM mailboxes WHERE email = %s UNION ALL "
+                "SELECT 1 FROM aliases WHERE source = %s LIMIT 1", (email, email))
+    if cur.fetchone() is not None:
+        raise ApiError(400, "Email already exists")
+    partner = partner_quotas(cur, dom["partner_ref"])
+    if partner and partner["mailboxes_per_domain"]:
+        cur.execute("SELECT count(*) AS n FROM mailboxes WHERE domain_id = %s", (dom["id"],))
+        used, allowed = cur.fetchone()["n"], partner["mailboxes_per_domain"]
+        if used >= allowed:
+            raise ApiError(403, f"Mailbox quota exceeded for this domain: {used}/{allowed}")
+    quota = body.get("quota_mb", current_app.config["EMBOUX"].default_quota_mb)
+    cur.execute(
+        "INSERT INTO mailboxes (domain_id, email, local_part, password_hash, quota_mb) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id, domain_id, email, quota_mb, created_at",
+        (dom["id"], email, local, password_hash, quota))
+    row = cur.fetchone()
+    return {"id": row["id"], "domain_id": row["domain_id"], "email": row["email"],
+            "quota_mb": row["quota_mb"], "created_at": row["created_at"].isoformat()}
+
+
+@endpoint(bp, "/users/", "GET", role="either", query=schemas.DomainIdQuery,
+          summary="List mailboxes")
+def list_users(cur, caller, query):
+    sql = ("SELECT m.id, m.domain_id, m.email, m.quota_mb, m.active, m.created_at, m.updated_at "
+           "FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE true")
+    params = []
+    if not caller.is_master:
+        sql += " AND d.partner_ref = %s"
+        params.append(caller.partner_ref)
+    if "domain_id" in query:
+        sql += " AND m.domain_id = %s"
+        params.append(query["domain_id"])
+    cur.execute(sql + " ORDER BY m.email", params)
+    return [user_json(r) for r in cur.fetchall()]
+
+
+@endpoint(bp, "/users/<email>", "GET", role="either", summary="Get one mailbox")
+def get_user(cur, caller, email):
+    return user_json(visible_mailbox(cur, caller, names.address(email)[0]))
+
+
+@endpoint(bp, "/users/<email>", "PUT", role="either", body=schemas.UserUpdate,
+          summary="Change a mailbox's password (stored only as a hash)")
+def update_user(cur, caller, email, body):
+    if "password" not in body:
+        raise ApiError(400, "password: Missing data for required field.")
+    box = visible_mailbox(cur, caller, names.address(email)[0], lock=True)
+    cur.execute("UPDATE mailboxes SET password_hash = %s, updated_at = now() WHERE id = %s",
+                (passwords.hash_password(body["password"]), box["id"]))
+    return {"message": "Password updated"}
+
+
+@endpoint(bp, "/users/<email>", "DELETE", role="either", status=204,
+          summary="Delete a mailbox and its stored mail")
+def delete_user(cur, caller, email):
+    """Alias destinations pointing at the mailbox are removed with it, so no
+    alias keeps forwarding into a mailbox that no longer exists."""
+    box = visible_mailbox(cur, caller, names.address(email)[0], lock=True)
+    cur.execute("DELETE FROM aliases WHERE destination = %s", (box["email"],))
+    cur.execute("DELETE FROM mailboxes WHERE id = %s", (box["id"],))
+    after_commit(stores.remove_mailbox_store, box["email"])
+
+
+@endpoint(bp, "/users/<email>/quota", "GET", role="either",
+          summary="Get a mailbox's storage quota and the storage in use")
+def get_quota(cur, caller, email):
+    box = visible_mailbox(cur, caller, names.address(email)[0])
+    return {"email": box["email"], "quota_mb": box["quota_mb"],
+            **stores.storage_used(box["email"])}
+
+
+@endpoint(bp, "/users/<email>/quota", "PUT", role="either", body=schemas.UserQuota,
+          summary="Set a mailbox's storage quota in MB (0 = unlimited)")
+def set_quota(cur, caller, email, body):
+    box = visible_mailbox(cur, caller, names.address(email)[0], lock=True)
+    cur.execute("UPDATE mailboxes SET quota_mb = %s, updated_at = now() WHERE id = %s",
+                (body["quota_mb"], box["id"]))
+    return {"email": box["email"], "quota_mb": body["quota_mb"]}

@@ -1,0 +1,44 @@
+"""`emboux-connector`: migrate, serve, reconcile, openapi."""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="emboux-connector")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending SQL migrations to MAILDB_DSN")
+    sub.add_parser("reconcile", help="set every partner's domains_used to the real count")
+    sub.add_parser("openapi", help="print the OpenAPI document")
+    serve = sub.add_parser("serve", help="development server (use gunicorn in production)")
+    serve.add_argument("--port", type=int, default=8600)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
+    if args.command == "migrate":
+        from .migrate import migrate
+        dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set")
+        applied = migrate(dsn)
+        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+        return 0
+    if args.command == "reconcile":
+        from .app import create_app
+        create_app(reconcile=True)
+        return 0
+    from .app import create_app
+    app = create_app(reconcile=args.command == "serve")
+    if args.command == "openapi":
+        with app.test_request_context():
+            from .openapi import build_spec
+            from .api.meta import _version
+            print(json.dumps(build_spec(app, _version()), indent=2))
+        return 0
+    app.run(host="127.0.0.1", port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The mail DB: a connection pool and one transaction per unit of work."""
+
+import contextlib
+import logging
+import threading
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """A lazily created, thread-safe pool (created after gunicorn forks)."""
+
+    def __init__(self, dsn, maxconn=8):
+        self.dsn = dsn
+        self.maxconn = maxconn
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self):
+        with self._lock:
+            if self._pool is None:
+                self._pool = psycopg2.pool.ThreadedConnectionPool(
+                    0, self.maxconn, self.dsn, connect_timeout=5,
+                    application_name="emboux-connector")
+            return self._pool
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Yield a dict cursor; commit on success, roll back on any error.
+
+        A request's changes are therefore all-or-nothing. A broken connection
+        is thrown away rather than returned to the pool.
+        """
+        try:
+            pool = self._get_pool()
+            conn = pool.getconn()
+        except psycopg2.Error as exc:
+            log.error("mail DB unreachable: %s", exc)
+            raise ApiError(503, "Mail DB unavailable") from exc
+        broken = False
+        try:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                yield cur
+            conn.commit()
+        except BaseException as exc:
+            broken = conn.closed or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg2.Error:
+                    broken = True
+            if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+                log.error("mail DB error: %s", exc)
+                raise ApiError(503, "Mail DB unavailable") from exc
+            raise
+        finally:
+            pool.putconn(conn, close=broken)
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.closeall()
+            self._pool = None

@@ -1,0 +1,94 @@
+"""Request bodies and query strings, as marshmallow schemas.
+
+They validate input (type errors name the field) and feed the generated
+OpenAPI document. Name rules (IDNA, local parts) live in names.py.
+"""
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from .fields import AwareDateTime, StrictBoolean, StrictInteger, StrictString
+
+QUOTA = validate.Range(min=0, max=1_000_000)
+
+
+class Body(Schema):
+    class Meta:
+        # Integrators send whole records; fields we do not know are ignored.
+        unknown = EXCLUDE
+
+
+class DomainCreate(Body):
+    name = StrictString(required=True, max_length=1000)
+    partner_ref = StrictString(max_length=128, allow_none=True,
+                               metadata={"description": "honoured for the master token only"})
+
+
+class DomainOwner(Body):
+    partner_ref = StrictString(required=True, max_length=128)
+
+
+class DomainParent(Body):
+    parent = StrictString(max_length=1000, allow_none=True,
+                          metadata={"description": "parent domain, or null to unlink"})
+    wildcard = StrictBoolean(metadata={"description": "subdomains created later link to this domain"})
+
+
+class Retention(Body):
+    retention_days = StrictInteger(required=True, validate=validate.Range(min=0, max=36500))
+
+
+class Transfer(Body):
+    transfer_monthly_mb = StrictInteger(required=True, validate=validate.Range(min=0, max=100_000_000))
+
+
+class UserCreate(Body):
+    domain_name = StrictString(required=True, max_length=1000)
+    email = StrictString(required=True, max_length=600)
+    password = StrictString(required=True, min_length=1, max_length=256, load_only=True)
+    quota_mb = StrictInteger(validate=QUOTA)
+
+
+class UserUpdate(Body):
+    password = StrictString(min_length=1, max_length=256, load_only=True)
+
+
+class UserQuota(Body):
+    quota_mb = StrictInteger(required=True, validate=QUOTA)
+
+
+class AliasCreate(Body):
+    domain_name = StrictString(required=True, max_length=1000)
+    source = StrictString(required=True, max_length=600,
+                          metadata={"description": "address, or @domain for a catch-all"})
+    destination = StrictString(required=True, max_length=20000,
+                               metadata={"description": "one or more addresses, comma separated"})
+
+
+class ApiKeyCreate(Body):
+    token = StrictString(min_length=24, max_length=256,
+                         validate=validate.Regexp(r"^[A-Za-z0-9._~+/=-]+$", error="only URL-safe characters"),
+                         metadata={"description": "generated when omitted; returned only in this response"})
+    partner_ref = StrictString(required=True, max_length=128,
+                               validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$",
+                                                        error="letters, digits and . _ : @ - only"))
+    domains_allowed = StrictInteger(validate=QUOTA)
+    mailboxes_per_domain = StrictInteger(validate=QUOTA)
+    aliases_per_mailbox = StrictInteger(validate=QUOTA)
+    active = StrictBoolean()
+    expires_at = AwareDateTime(allow_none=True)
+
+
+class ApiKeyUpdate(Body):
+    domains_allowed = StrictInteger(validate=QUOTA)
+    mailboxes_per_domain = StrictInteger(validate=QUOTA)
+    aliases_per_mailbox = StrictInteger(validate=QUOTA)
+    active = StrictBoolean()
+    expires_at = AwareDateTime(allow_none=True)
+
+
+class DomainIdQuery(Body):
+    domain_id = fields.Integer(validate=validate.Range(min=1, max=2**62))
+
+
+class SinceQuery(Body):
+    since = AwareDateTime(metadata={"description": "ISO 8601; changes strictly after this instant"})

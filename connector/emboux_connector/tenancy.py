@@ -1,0 +1,86 @@
+"""Visibility and quotas: every lookup of a tenant resource goes through here,
+so that "a client sees only its partner's rows" is one rule, not a habit."""
+
+from .errors import ApiError, not_found
+
+DOMAIN_COLUMNS = ("d.id, d.name, d.partner_ref, d.status, d.parent_id, d.wildcard, "
+                  "d.retention_days, d.transfer_monthly_mb, d.created_at, d.updated_at")
+
+
+def visible_domain(cur, caller, name, lock=False):
+    """The domain row if the caller may see it, else 404 'Domain not found'."""
+    sql = f"SELECT {DOMAIN_COLUMNS} FROM domains d WHERE d.name = %s"
+    params = [name]
+    if not caller.is_master:
+        sql += " AND d.partner_ref = %s"
+        params.append(caller.partner_ref)
+    if lock:
+        sql += " FOR UPDATE OF d"
+    cur.execute(sql, params)
+    row = cur.fetchone()
+    if row is None:
+        raise not_found("Domain")
+    return row
+
+
+def visible_mailbox(cur, caller, email, lock=False):
+    sql = ("SELECT m.id, m.domain_id, m.email, m.local_part, m.quota_mb, m.active, "
+           "m.created_at, m.updated_at, d.name AS domain, d.partner_ref "
+           "FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE m.email = %s")
+    params = [email]
+    if not caller.is_master:
+        sql += " AND d.partner_ref = %s"
+        params.append(caller.partner_ref)
+    if lock:
+        sql += " FOR UPDATE OF m"
+    cur.execute(sql, params)
+    row = cur.fetchone()
+    if row is None:
+        raise not_found("User")
+    return row
+
+
+def lock_partner(cur, partner_ref):
+    """Lock and return the partner row (quota checks serialise on it)."""
+    cur.execute("SELECT * FROM partners WHERE partner_ref = %s FOR UPDATE", (partner_ref,))
+    return cur.fetchone()
+
+
+def ensure_partner(cur, partner_ref):
+    cur.execute("INSERT INTO partners (partner_ref) VALUES (%s) ON CONFLICT DO NOTHING", (partner_ref,))
+    return lock_partner(cur, partner_ref)
+
+
+def check_domain_quota(cur, partner):
+    cur.execute("SELECT count(*) AS n FROM domains WHERE partner_ref = %s", (partner["partner_ref"],))
+    used = cur.fetchone()["n"]
+    allowed = partner["domains_allowed"]
+    if allowed and used >= allowed:
+        raise ApiError(403, f"Domain quota exceeded: {used}/{allowed}")
+    return used
+
+
+def recount_domains(cur, partner_refs):
+    refs = [r for r in set(partner_refs) if r]
+    if refs:
+        cur.execute(
+            "UPDATE partners p SET domains_used = "
+            "(SELECT count(*) FROM domains d WHERE d.partner_ref = p.partner_ref) "
+            "WHERE p.partner_ref = ANY(%s)", (refs,))
+
+
+def reconcile_domains_used(cur):
+    """Cure drift: domains_used := the real count, for every partner."""
+    cur.execute(
+        "UPDATE partners p SET domains_used = c.n FROM ("
+        "  SELECT p2.partner_ref, count(d.id) AS n FROM partners p2"
+        "  LEFT JOIN domains d ON d.partner_ref = p2.partner_ref GROUP BY p2.partner_ref) c "
+        "WHERE c.partner_ref = p.partner_ref AND p.domains_used <> c.n")
+    return cur.rowcount
+
+
+def partner_quotas(cur, partner_ref):
+    if partner_ref is None:
+        return None
+    cur.execute("SELECT * FROM partners WHERE partner_ref = %s", (partner_ref,))
+    return cur.fetchone()
