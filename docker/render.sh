@@ -1,0 +1,34 @@
+#!/bin/sh
+# Render the EmBoux mail-server templates: every {{NAME}} placeholder in docker/postfix/*
+# and docker/dovecot/* is replaced by the environment variable NAME.
+#   docker/render.sh OUTDIR       -> OUTDIR/postfix/..., OUTDIR/dovecot/...
+# Used by ./dev up (scripts/dev/stack-mail.sh) and by the container entry point
+# (docker/entrypoint.sh), so both run the same configuration. Fails on any
+# placeholder without a value. POSIX sh + sed, no other dependency.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: render.sh OUTDIR}
+umask 022
+for part in postfix dovecot; do
+    mkdir -p "$out/$part"
+    for tpl in "$here/$part"/*; do
+        [ -f "$tpl" ] || continue
+        dst="$out/$part/$(basename "$tpl")"
+        script=""
+        for name in $(grep -o '{{[A-Z0-9_]*}}' "$tpl" | sort -u | tr -d '{}'); do
+            eval "isset=\${$name+x}"
+            [ -n "$isset" ] || { echo "render.sh: $name is not set (needed by $tpl)" >&2; exit 1; }
+            eval "val=\$$name"
+            # escape for the replacement side of sed s|||
+            esc=$(printf '%s' "$val" | sed -e 's/[\\|&]/\\&/g')
+            script="$script s|{{$name}}|$esc|g;"
+        done
+        tmp="$dst.tmp.$$"
+        if [ -n "$script" ]; then sed -e "$script" "$tpl" >"$tmp"; else cat "$tpl" >"$tmp"; fi
+        mv "$tmp" "$dst"
+    done
+done
+# The files holding a DB password: proxymap(8) reads the pgsql maps as the
+# postfix user (root:postfix 0640); Dovecot's auth reads its SQL file as root.
+chmod 640 "$out/postfix/"pgsql-*.cf "$out/dovecot/dovecot-sql.conf.ext"
+chgrp postfix "$out/postfix/"pgsql-*.cf 2>/dev/null || true

@@ -1,0 +1,186 @@
+# The mail server of the dev stack: private Postfix and Dovecot instances on
+# loopback high ports, configured from the production templates in docker/
+# (rendered by docker/render.sh) and driven live by the mail DB.
+#   stack_mail_up / stack_mail_down / stack_mail_status (see ./dev)
+# Layout (all under var/, nothing in /etc is used):
+#   var/mail/etc/{postfix,dovecot}  rendered configuration
+#   var/mail/spool                  Postfix queue (sockets to Dovecot in private/)
+#   var/mail/tls                    self-signed certificate
+#   var/vmail/<domain>/<local>      the mail store (EMBOUX_VMAIL_DIR to move it)
+#   var/log/{postfix,dovecot}.log
+
+MAIL_DIR="$VAR/mail"
+MAIL_ETC="$MAIL_DIR/etc"
+POSTFIX_CONF_DIR="$MAIL_ETC/postfix"
+DOVECOT_CONF="$MAIL_ETC/dovecot/dovecot.conf"
+MAIL_PKGS="postfix postfix-pgsql dovecot-imapd dovecot-lmtpd dovecot-pgsql openssl"
+
+mail_install() {
+    local need=0 p
+    for p in $MAIL_PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need=1
+    done
+    [ $need -eq 0 ] && return 0
+    # Postfix asks how to configure the system instance: not at all, ours is private.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    # shellcheck disable=SC2086
+    apt_install $MAIL_PKGS
+    # A host with an init system may have started the system instances: ours
+    # are private, the system ones would only hold 25/143/993.
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now dovecot postfix >/dev/null 2>&1 || true
+    fi
+}
+
+# Everything the templates need, exported for docker/render.sh.
+mail_vars() {
+    local dsn
+    export LISTEN_ADDRESS=127.0.0.1 INET_PROTOCOLS=ipv4
+    export MAIL_HOSTNAME=${EMBOUX_MAIL_HOSTNAME:-mail.emboux.test}
+    export SMTP_PORT SUBMISSION_PORT IMAP_PORT IMAPS_PORT=0
+    SMTP_PORT=$(env_port SMTP_PORT 2525)
+    SUBMISSION_PORT=$(env_port SUBMISSION_PORT 2587)
+    IMAP_PORT=$(env_port IMAP_PORT 2143)
+    export POSTFIX_QUEUE_DIR="$MAIL_DIR/spool" POSTFIX_DATA_DIR="$MAIL_DIR/postfix-data"
+    export POSTFIX_LOG="$LOG/postfix.log" POSTFIX_LOG_DIR="$LOG"
+    export DOVECOT_INSTANCE=emboux-dev DOVECOT_BASE_DIR="$MAIL_DIR/dovecot-run"
+    export DOVECOT_STATE_DIR="$MAIL_DIR/dovecot-state" DOVECOT_LOG="$LOG/dovecot.log"
+    export DOVECOT_CONFIG_DIR="$MAIL_ETC/dovecot"
+    export VMAIL_DIR=${EMBOUX_VMAIL_DIR:-$VAR/vmail} VMAIL_UID=${EMBOUX_VMAIL_UID:-5000} VMAIL_GID=${EMBOUX_VMAIL_GID:-5000}
+    export TLS_CERT="$MAIL_DIR/tls/cert.pem" TLS_KEY="$MAIL_DIR/tls/key.pem"
+    export MESSAGE_SIZE_LIMIT=${EMBOUX_MESSAGE_SIZE_LIMIT:-52428800} RELAYHOST=${EMBOUX_RELAYHOST:-}
+    # Every test connects from 127.0.0.1: no failed-login delay or penalty here.
+    export AUTH_FAILURE_DELAY=0 AUTH_PENALTY_SOCKET_MODE=0
+    # The DB coordinates, from the DSNs ./dev wrote (postgresql://user:pw@host:port/db).
+    eval "$(python3 - "$(env_get MAILDB_POSTFIX_DSN)" "$(env_get MAILDB_DOVECOT_DSN)" <<'PY'
+import shlex, sys
+from urllib.parse import urlsplit, unquote
+for prefix, dsn in (("POSTFIX", sys.argv[1]), ("DOVECOT", sys.argv[2])):
+    u = urlsplit(dsn)
+    vals = {f"{prefix}_DB_USER": unquote(u.username or ""), f"{prefix}_DB_PASSWORD": unquote(u.password or ""),
+            "DB_HOST": u.hostname or "127.0.0.1", "DB_PORT": str(u.port or 5432), "DB_NAME": u.path.lstrip("/")}
+    for k, v in vals.items():
+        print(f"export {k}={shlex.quote(v)}")
+PY
+)"
+    [ -n "$POSTFIX_DB_PASSWORD" ] && [ -n "$DOVECOT_DB_PASSWORD" ] || die "MAILDB_POSTFIX_DSN / MAILDB_DOVECOT_DSN missing in $ENV_FILE"
+}
+
+mail_cert() {
+    [ -s "$TLS_CERT" ] && [ -s "$TLS_KEY" ] && return 0
+    say "generating a self-signed certificate for $MAIL_HOSTNAME"
+    mkdir -p "$(dirname "$TLS_CERT")"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=$MAIL_HOSTNAME" \
+        -addext "subjectAltName=DNS:$MAIL_HOSTNAME,DNS:localhost,IP:127.0.0.1" \
+        -keyout "$TLS_KEY" -out "$TLS_CERT" >>"$LOG/mail-setup.log" 2>&1 || die "openssl failed (see $LOG/mail-setup.log)"
+    chmod 600 "$TLS_KEY"; chmod 644 "$TLS_CERT"
+}
+
+# Render into a fresh directory and swap it in; return 0 when anything changed.
+mail_render() {
+    local tmp="$MAIL_DIR/etc.new"
+    rm -rf "$tmp"
+    sh "$ROOT/docker/render.sh" "$tmp" || die "rendering docker/ templates failed"
+    if [ -d "$MAIL_ETC" ] && diff -r "$MAIL_ETC" "$tmp" >/dev/null 2>&1 \
+        && [ "$(cd "$MAIL_ETC" && find . -printf '%m %g %p\n' | sort)" = "$(cd "$tmp" && find . -printf '%m %g %p\n' | sort)" ]; then
+        rm -rf "$tmp"; return 1
+    fi
+    rm -rf "$MAIL_ETC.old"; [ -d "$MAIL_ETC" ] && mv "$MAIL_ETC" "$MAIL_ETC.old"
+    mv "$tmp" "$MAIL_ETC"; rm -rf "$MAIL_ETC.old"
+    return 0
+}
+
+mail_dirs() {
+    # The queue directory: root-owned, 755, every parent o+x (postfix-script checks).
+    mkdir -p "$POSTFIX_QUEUE_DIR" "$POSTFIX_DATA_DIR" "$DOVECOT_BASE_DIR" "$DOVECOT_STATE_DIR" "$VMAIL_DIR"
+    chown root:root "$POSTFIX_QUEUE_DIR"; chmod 755 "$POSTFIX_QUEUE_DIR" "$MAIL_DIR"
+    chown postfix:postfix "$POSTFIX_DATA_DIR"
+    # Dovecot puts its sockets for Postfix here before Postfix first starts.
+    mkdir -p "$POSTFIX_QUEUE_DIR/private"; chown postfix:root "$POSTFIX_QUEUE_DIR/private"; chmod 700 "$POSTFIX_QUEUE_DIR/private"
+    chown "$VMAIL_UID:$VMAIL_GID" "$VMAIL_DIR"; chmod 770 "$VMAIL_DIR"
+    touch "$POSTFIX_LOG" "$DOVECOT_LOG"
+}
+
+postfix_pid() { sed 's/ //g' "$POSTFIX_QUEUE_DIR/pid/master.pid" 2>/dev/null; }
+dovecot_pid() { cat "$DOVECOT_BASE_DIR/master.pid" 2>/dev/null; }
+
+stack_mail_up() {
+    mail_install
+    mail_vars
+    mail_cert
+    mail_dirs
+    local changed=0
+    mail_render && changed=1
+    # Dovecot first: Postfix delivers to its LMTP socket.
+    if pid_alive dovecot; then
+        if [ $changed -eq 1 ]; then say "reloading Dovecot"; doveadm -c "$DOVECOT_CONF" reload; fi
+    else
+        say "starting Dovecot (IMAP 127.0.0.1:$IMAP_PORT)"
+        # A stale penalty socket would stall the first authentication.
+        rm -f "$DOVECOT_BASE_DIR/anvil-auth-penalty"
+        dovecot -c "$DOVECOT_CONF" >>"$LOG/mail-setup.log" 2>&1 || die "Dovecot did not start (see $LOG/mail-setup.log, $DOVECOT_LOG)"
+        wait_port 127.0.0.1 "$IMAP_PORT" 15 || die "Dovecot not listening on $IMAP_PORT (see $DOVECOT_LOG)"
+        dovecot_pid >"$RUN/dovecot.pid"
+    fi
+    if pid_alive postfix; then
+        if [ $changed -eq 1 ]; then say "reloading Postfix"; postfix -c "$POSTFIX_CONF_DIR" reload >>"$LOG/mail-setup.log" 2>&1; fi
+    else
+        say "starting Postfix (SMTP 127.0.0.1:$SMTP_PORT, submission 127.0.0.1:$SUBMISSION_PORT)"
+        postfix -c "$POSTFIX_CONF_DIR" check >>"$LOG/mail-setup.log" 2>&1 || true
+        postfix -c "$POSTFIX_CONF_DIR" start >>"$LOG/mail-setup.log" 2>&1 || die "Postfix did not start (see $LOG/mail-setup.log, $POSTFIX_LOG)"
+        wait_port 127.0.0.1 "$SMTP_PORT" 15 || die "Postfix not listening on $SMTP_PORT (see $POSTFIX_LOG)"
+        postfix_pid >"$RUN/postfix.pid"
+    fi
+    wait_port 127.0.0.1 "$SUBMISSION_PORT" 5 || die "Postfix not listening on $SUBMISSION_PORT (see $POSTFIX_LOG)"
+
+    # Where the mail server is, for the tests, Odoo and the connector
+    # (emboux_connector/mailserver.py reads these).
+    env_set SMTP_HOST 127.0.0.1
+    env_set IMAP_HOST 127.0.0.1
+    env_set MAIL_HOSTNAME "$MAIL_HOSTNAME"
+    env_set DOVECOT_CONFIG "$DOVECOT_CONF"
+    env_set POSTFIX_CONFIG_DIR "$POSTFIX_CONF_DIR"
+    env_set VMAIL_DIR "$VMAIL_DIR"
+    env_set MAIL_TLS_CERT "$TLS_CERT"
+    mail_connector_env_refresh
+}
+
+# The connector may have been started before this part wrote its settings
+# (first ./dev up): restart it once so that it sees them.
+mail_connector_env_refresh() {
+    declare -F connector_start >/dev/null || return 0
+    pid_alive connector || return 0
+    local pid; pid=$(cat "$RUN/connector.pid")
+    if ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "DOVECOT_CONFIG=$DOVECOT_CONF"; then
+        say "restarting the connector to pass it the mail-server settings"
+        connector_stop
+        connector_start
+    fi
+}
+
+stack_mail_down() {
+    mail_vars >/dev/null 2>&1 || true
+    if pid_alive postfix; then
+        say "stopping Postfix"
+        postfix -c "$POSTFIX_CONF_DIR" stop >>"$LOG/mail-setup.log" 2>&1 || true
+        pid_stop postfix 10
+    fi
+    rm -f "$RUN/postfix.pid"
+    if pid_alive dovecot; then
+        say "stopping Dovecot"
+        doveadm -c "$DOVECOT_CONF" stop >>"$LOG/mail-setup.log" 2>&1 || true
+        # Dovecot stops asynchronously (a few seconds): wait for its master.
+        pid_stop dovecot 15
+    fi
+    rm -f "$RUN/dovecot.pid"
+}
+
+stack_mail_status() {
+    local pf=down dv=down
+    pid_alive postfix && pf=up
+    pid_alive dovecot && dv=up
+    echo "  SMTP (MX)       $(env_get SMTP_HOST):$(env_get SMTP_PORT)   (Postfix $pf; log $LOG/postfix.log)"
+    echo "  SMTP submission $(env_get SMTP_HOST):$(env_get SUBMISSION_PORT)   (STARTTLS + AUTH)"
+    echo "  IMAP            $(env_get IMAP_HOST):$(env_get IMAP_PORT)   (Dovecot $dv; log $LOG/dovecot.log)"
+    echo "  mail store      $(env_get VMAIL_DIR)"
+}
