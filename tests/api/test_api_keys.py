@@ -1,0 +1,90 @@
+"""API keys: tokens only as hashes, partners sharing quotas, delta sync."""
+
+import datetime as dt
+import hashlib
+import time
+
+
+def test_create_returns_token_once_and_stores_hash(api, sql):
+    r = api.post("/api-keys/", json={"token": "tok-" + "a1b2c3d4" * 5, "partner_ref": "acme-keys-1",
+                                     "domains_allowed": 3})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    for field in ("id", "token", "partner_ref", "domains_allowed", "domains_used", "mailboxes_per_domain",
+                  "aliases_per_mailbox", "active", "expires_at", "created_at", "last_used_at"):
+        assert field in body, field
+    token = body["token"]
+    assert token == "tok-" + "a1b2c3d4" * 5
+    assert (body["domains_allowed"], body["mailboxes_per_domain"], body["aliases_per_mailbox"]) == (3, 1, 5)
+    assert body["active"] is True and body["expires_at"] is None
+    rows = sql("SELECT * FROM api_keys WHERE partner_ref = 'acme-keys-1'")
+    assert rows[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in str(rows)
+    listed = [k for k in api.get("/api-keys/").json() if k["partner_ref"] == "acme-keys-1"]
+    assert listed and token not in str(listed)
+    r = api.post("/api-keys/", json={"token": token, "partner_ref": "acme-keys-1"})
+    assert r.status_code == 400 and r.json() == {"detail": "API key already exists"}
+    assert api.delete(f"/api-keys/{token}").status_code == 204
+    assert api.delete(f"/api-keys/{token}").status_code == 404
+
+
+def test_generated_token_when_omitted(api, unique_ref):
+    r = api.post("/api-keys/", json={"partner_ref": unique_ref})
+    assert r.status_code == 201 and len(r.json()["token"]) >= 32
+    assert api.get("/domains/", token=r.json()["token"]).status_code == 200
+
+
+def test_partner_keys_share_resources_and_survive_deletion(api, tenant):
+    d = tenant.domain()
+    r = api.post("/api-keys/", json={"partner_ref": tenant.partner_ref})
+    second = r.json()["token"]
+    assert r.json()["domains_allowed"] == 10  # the partner's quotas, not reset to defaults
+    assert [x["name"] for x in api.get("/domains/", token=second).json()] == [d]
+    assert api.delete(f"/api-keys/{tenant.token}").status_code == 204
+    assert [x["name"] for x in api.get("/domains/", token=second).json()] == [d]
+
+
+def test_update_is_partial(api, tenant):
+    r = api.put(f"/api-keys/{tenant.token}", json={"mailboxes_per_domain": 7})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["mailboxes_per_domain"] == 7 and body["domains_allowed"] == 10 and body["active"] is True
+    assert api.put("/api-keys/unknown-token-unknown-token", json={"active": False}).status_code == 404
+
+
+def test_usage_and_delta_sync(api, tenant, make_tenant):
+    start = tenant.get(f"/api-keys/{tenant.token}/usage").json()
+    assert start["counts"] == {"domains": 0, "mailboxes": 0, "aliases": 0}
+    since = start["next_since"]
+    d = tenant.domain()
+    box = tenant.mailbox(d)
+    tenant.post("/aliases/", json={"domain_name": d, "source": f"@{d}", "destination": box})
+    usage = tenant.get(f"/api-keys/{tenant.token}/usage", params={"since": since}).json()
+    assert usage["counts"] == {"domains": 1, "mailboxes": 1, "aliases": 1}
+    assert usage["domains_used"] == 1
+    got = {(c["resource"], c["key"]): c["action"] for c in usage["changes"]}
+    assert got == {("domain", d): "created", ("mailbox", box): "created", ("alias", f"@{d}"): "created"}
+    mailbox_change = next(c for c in usage["changes"] if c["resource"] == "mailbox")
+    assert mailbox_change["current"]["email"] == box and "password_hash" not in mailbox_change["current"]
+    # Next round: only what changed after next_since.
+    since2 = usage["next_since"]
+    tenant.delete(f"/users/{box}")
+    usage = tenant.get(f"/api-keys/{tenant.token}/usage", params={"since": since2}).json()
+    assert {(c["resource"], c["key"], c["action"]) for c in usage["changes"]} >= {("mailbox", box, "deleted")}
+    assert ("domain", d) not in {(c["resource"], c["key"]) for c in usage["changes"]}
+    # another tenant's key is not visible to this one; the master sees it
+    other = make_tenant()
+    assert tenant.get(f"/api-keys/{other.token}/usage").status_code == 404
+    assert api.get(f"/api-keys/{other.token}/usage").status_code == 200
+
+
+def test_delta_sync_rejects_bad_since(tenant):
+    r = tenant.get(f"/api-keys/{tenant.token}/usage", params={"since": "yesterday"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("since:")
+
+
+def test_master_change_feed(api, tenant):
+    since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)).isoformat()
+    d = tenant.domain()
+    feed = api.get("/changes", params={"since": since}).json()
+    assert ("domain", d) in {(c["resource"], c["key"]) for c in feed["changes"]}

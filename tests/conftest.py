@@ -1,0 +1,131 @@
+"""Shared fixtures: the running stack described by var/dev.env.
+
+Tests talk to the real connector over HTTP and read the real mail DB; start
+the stack with `./dev up` (./dev test does it for you).
+"""
+
+import os
+import pathlib
+import shlex
+import uuid
+
+import psycopg2
+import psycopg2.extras
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ENV_FILE = ROOT / "var" / "dev.env"
+
+
+def read_dev_env():
+    if not ENV_FILE.exists():
+        pytest.exit(f"{ENV_FILE} is missing: run ./dev up first", returncode=2)
+    env = {}
+    for line in ENV_FILE.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = shlex.split(value)[0] if value.strip() else ""
+    return env
+
+
+@pytest.fixture(scope="session")
+def devenv():
+    return read_dev_env()
+
+
+class Api:
+    """A thin HTTP client: api.post('/domains/', json=..., token=...)."""
+
+    def __init__(self, base, master):
+        self.base = base.rstrip("/")
+        self.master = master
+        self.session = requests.Session()
+
+    def request(self, method, path, token=None, headers=None, **kwargs):
+        hdrs = {"Authorization": f"Bearer {token or self.master}"}
+        hdrs.update(headers or {})
+        return self.session.request(method, self.base + path, headers=hdrs, timeout=30, **kwargs)
+
+    def get(self, path, **kw): return self.request("GET", path, **kw)
+    def post(self, path, **kw): return self.request("POST", path, **kw)
+    def put(self, path, **kw): return self.request("PUT", path, **kw)
+    def delete(self, path, **kw): return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture(scope="session")
+def api(devenv):
+    return Api(devenv["EMBOUX_API_URL"], devenv["EMBOUX_API_KEY"])
+
+
+@pytest.fixture(scope="session")
+def maildb(devenv):
+    conn = psycopg2.connect(devenv["MAILDB_DSN"])
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def sql(maildb):
+    """sql('SELECT ...', params) -> list of dict rows, on the real mail DB."""
+    def run(query, params=None):
+        with maildb.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+    return run
+
+
+def unique(prefix="t"):
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def domain_name():
+    """A fresh, valid domain name no other test uses."""
+    return f"{unique('d')}.emboux-test.net"
+
+
+class Tenant:
+    def __init__(self, api, partner_ref, token):
+        self.api, self.partner_ref, self.token = api, partner_ref, token
+
+    def get(self, path, **kw): return self.api.get(path, token=self.token, **kw)
+    def post(self, path, **kw): return self.api.post(path, token=self.token, **kw)
+    def put(self, path, **kw): return self.api.put(path, token=self.token, **kw)
+    def delete(self, path, **kw): return self.api.delete(path, token=self.token, **kw)
+
+    def domain(self, name=None):
+        name = name or f"{unique('d')}.emboux-test.net"
+        r = self.post("/domains/", json={"name": name})
+        assert r.status_code == 201, r.text
+        return r.json()["name"]
+
+    def mailbox(self, domain, local=None, password="correct horse 1", **extra):
+        email = f"{local or unique('u')}@{domain}"
+        r = self.post("/users/", json={"domain_name": domain, "email": email, "password": password, **extra})
+        assert r.status_code == 201, r.text
+        return email
+
+
+@pytest.fixture
+def make_tenant(api):
+    """make_tenant(**quotas) -> Tenant with a fresh partner and client token."""
+    def make(**fields):
+        partner_ref = unique("p")
+        body = {"partner_ref": partner_ref, "domains_allowed": 10, "mailboxes_per_domain": 10,
+                "aliases_per_mailbox": 5, **fields}
+        r = api.post("/api-keys/", json=body)
+        assert r.status_code == 201, r.text
+        return Tenant(api, partner_ref, r.json()["token"])
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant):
+    return make_tenant()
+
+
+@pytest.fixture
+def unique_ref():
+    return unique("p")
