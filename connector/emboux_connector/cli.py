@@ -13,6 +13,7 @@ def main(argv=None):
     sub.add_parser("migrate", help="apply pending SQL migrations to MAILDB_DSN")
     sub.add_parser("reconcile", help="set every partner's domains_used to the real count")
     sub.add_parser("openapi", help="print the OpenAPI document")
+    sub.add_parser("purge-retention", help="delete mail older than each domain's retention_days")
     serve = sub.add_parser("serve", help="development server (use gunicorn in production)")
     serve.add_argument("--port", type=int, default=8600)
     args = parser.parse_args(argv)
@@ -24,6 +25,17 @@ def main(argv=None):
         applied = migrate(dsn)
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
         return 0
+    if args.command == "purge-retention":
+        from .app import create_app
+        from .api.retention import RETENTION_ROWS
+        from . import stores
+        app = create_app(reconcile=False)
+        with app.extensions["emboux_db"].transaction() as cur:
+            cur.execute(RETENTION_ROWS)
+            rows = [(r["email"], r["retention_days"]) for r in cur.fetchall()]
+        report = stores.purge_retention(rows)
+        print(json.dumps(report, indent=2))
+        return 1 if report.get("errors") else 0
     if args.command == "reconcile":
         from .app import create_app
         create_app(reconcile=True)

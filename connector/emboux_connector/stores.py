@@ -47,3 +47,11 @@ def mail_server_checks():
     if ms is None or not hasattr(ms, "health_checks"):
         return {}
     return ms.health_checks()
+
+
+def purge_retention(rows):
+    """rows: (email, retention_days). Returns the mail server's report."""
+    ms = _mailserver()
+    if ms is None:
+        return {"mailboxes": 0, "expunged": 0, "errors": ["no mail server configured"]}
+    return ms.purge_retention(rows)

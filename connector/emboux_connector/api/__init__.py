@@ -1,5 +1,5 @@
 """One blueprint per resource."""
 
-from . import aliases, api_keys, changes, domains, health, meta, users
+from . import aliases, api_keys, changes, domains, health, meta, retention, users
 
-BLUEPRINTS = [health.bp, meta.bp, domains.bp, users.bp, aliases.bp, api_keys.bp, changes.bp]
+BLUEPRINTS = [health.bp, meta.bp, domains.bp, users.bp, aliases.bp, api_keys.bp, changes.bp, retention.bp]
