@@ -1,0 +1,90 @@
+"""Quota enforced by Dovecot (and reported by the API), retention purge, health."""
+
+import imaplib
+import time
+
+import psycopg2
+
+PASSWORD = "correct horse 1"   # the default of tests/conftest.py Tenant.mailbox
+
+
+def test_quota_refused_at_rcpt_temporarily_and_reported(mail, tenant):
+    domain = tenant.domain()
+    small = tenant.mailbox(domain, "small", quota_mb=1)
+    roomy = tenant.mailbox(domain, "roomy")            # 0 = unlimited
+
+    # SIZE announced and too big for the mailbox: a temporary refusal at RCPT
+    code, text = mail.rcpt(small, size=3 * 1024 * 1024)
+    assert code == 452 and text.startswith(b"4.2.2"), (code, text)
+    assert mail.rcpt(roomy, size=3 * 1024 * 1024)[0] == 250
+    assert mail.rcpt(small, size=10_000)[0] == 250
+
+    # fill most of it; then a message that no longer fits is refused
+    subject = mail.send(small, body=("x" * 76 + "\r\n") * 9000)      # ~700 KB
+    mail.wait_for(small, PASSWORD, subject)
+    code, text = mail.rcpt(small, size=500_000)
+    assert code == 452, (code, text)
+
+    r = tenant.get(f"/users/{small}/quota")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["quota_mb"] == 1
+    assert 0.6 < body["storage_used_mb"] < 1.0, body
+
+    # raising the quota through the API applies to the next transaction
+    r = tenant.put(f"/users/{small}/quota", json={"quota_mb": 10})
+    assert r.status_code == 200, r.text
+    assert mail.rcpt(small, size=500_000)[0] == 250
+
+
+def test_retention_purge_expunges_old_mail_through_dovecot(mail, api, tenant, devenv, mailserver_module):
+    domain = tenant.domain()
+    alice = tenant.mailbox(domain, "alice")
+    keep = tenant.domain()
+    carol = tenant.mailbox(keep, "carol")
+    fresh = mail.send(alice)
+    mail.wait_for(alice, PASSWORD, fresh)
+
+    old_date = imaplib.Time2Internaldate(time.time() - 40 * 86400)
+    for user in (alice, carol):
+        m = mail.imap(user, PASSWORD)
+        for box, subj in (("INBOX", "old-inbox"), ("Sent", "old-sent")):
+            msg = f"From: x@example.net\r\nSubject: {subj}\r\n\r\nold\r\n".encode()
+            typ, _ = m.append(box, None, old_date, msg)
+            assert typ == "OK"
+        m.logout()
+
+    assert api.put(f"/domains/{domain}/retention", json={"retention_days": 30}).status_code == 200
+    # keep: retention 0 = forever
+
+    conn = psycopg2.connect(devenv["MAILDB_DSN"])
+    try:
+        result = mailserver_module.purge_retention(conn)
+    finally:
+        conn.close()
+    assert not result["errors"], result
+    assert result["expunged"] >= 2
+
+    assert mail.subjects(alice, PASSWORD) == [fresh]
+    assert mail.subjects(alice, PASSWORD, "Sent") == []
+    assert "old-inbox" in mail.subjects(carol, PASSWORD)
+    assert "old-sent" in mail.subjects(carol, PASSWORD, "Sent")
+
+
+def test_health_reports_each_component(api):
+    r = api.get("/health")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for part in ("database", "postfix", "dovecot"):
+        assert body[part]["ok"] is True, body
+
+
+def test_health_probes_notice_a_dead_server(mailserver_module, monkeypatch):
+    assert mailserver_module.check_postfix()[0]
+    assert mailserver_module.check_dovecot()[0]
+    monkeypatch.setenv("SMTP_PORT", "1")
+    monkeypatch.setenv("IMAP_PORT", "1")
+    assert mailserver_module.check_postfix()[0] is False
+    assert mailserver_module.check_dovecot()[0] is False
+    checks = mailserver_module.health_checks()
+    assert not checks["postfix"]["ok"] and not checks["dovecot"]["ok"]
