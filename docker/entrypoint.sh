@@ -1,0 +1,32 @@
+#!/bin/sh
+# Entry point of the EmBoux mail container: render the templates (the same
+# ones ./dev up renders), then run Dovecot and Postfix in the foreground.
+# Settings: docker/mail.env.example. Untested here (no Docker engine on the
+# dev machines); every configuration file it renders is the tested one.
+set -eu
+APP=/opt/emboux-mail
+ETC=/etc/emboux-mail
+
+# Fixed container paths.
+export POSTFIX_QUEUE_DIR=/var/spool/postfix POSTFIX_DATA_DIR=/var/lib/postfix
+export POSTFIX_LOG=/dev/stdout POSTFIX_LOG_DIR=/dev/stdout
+export DOVECOT_INSTANCE=emboux DOVECOT_BASE_DIR=/run/dovecot DOVECOT_STATE_DIR=/var/lib/dovecot
+export DOVECOT_LOG=/dev/stderr DOVECOT_CONFIG_DIR=$ETC/dovecot
+
+if [ ! -s "$TLS_CERT" ] || [ ! -s "$TLS_KEY" ]; then
+    mkdir -p "$(dirname "$TLS_CERT")" "$(dirname "$TLS_KEY")"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=$MAIL_HOSTNAME" \
+        -addext "subjectAltName=DNS:$MAIL_HOSTNAME" -keyout "$TLS_KEY" -out "$TLS_CERT"
+fi
+sh "$APP/render.sh" "$ETC"
+
+mkdir -p "$POSTFIX_QUEUE_DIR/private" "$POSTFIX_DATA_DIR" "$DOVECOT_BASE_DIR" "$DOVECOT_STATE_DIR" "$VMAIL_DIR"
+chown root:root "$POSTFIX_QUEUE_DIR"; chmod 755 "$POSTFIX_QUEUE_DIR"
+chown postfix:root "$POSTFIX_QUEUE_DIR/private"; chmod 700 "$POSTFIX_QUEUE_DIR/private"
+chown postfix:postfix "$POSTFIX_DATA_DIR"
+chown "$VMAIL_UID:$VMAIL_GID" "$VMAIL_DIR"
+[ "$AUTH_PENALTY_SOCKET_MODE" = 0 ] && rm -f "$DOVECOT_BASE_DIR/anvil-auth-penalty"
+
+dovecot -c "$ETC/dovecot/dovecot.conf"
+postfix -c "$ETC/postfix" check || true
+exec postfix -c "$ETC/postfix" start-fg
