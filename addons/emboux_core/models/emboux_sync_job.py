@@ -1,0 +1,273 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""The durable outbox between Odoo and the connector (see readme/DESIGN.md).
+
+A change to an email-hosting record writes one `emboux.sync.job` row in the
+same transaction as the record itself. Only after that transaction commits
+is the job sent to the connector (a post-commit hook, then the retry cron).
+So: an Odoo rollback sends nothing (no orphan in the mail DB), a connector
+outage loses nothing (the job waits, with back-off), and every job is written
+so that sending it twice has the effect of sending it once.
+"""
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from odoo import SUPERUSER_ID, _, api, fields, models
+from odoo.modules.registry import Registry
+
+from ..services import secrets_box
+from ..services.connector_client import ConnectorRefused, ConnectorUnavailable, dumps
+
+_logger = logging.getLogger(__name__)
+
+# One dispatcher at a time per database keeps each lane strictly in order.
+_QUEUE_LOCK = 0x656D626F7578  # "embou x"
+PARALLEL = 8                 # concurrent HTTP calls for runs of independent jobs
+PARALLEL_KINDS = {"mailbox.create", "mailbox.delete", "alias.upsert", "alias.delete",
+                  "mailbox.password", "mailbox.quota"}
+MAX_BACKOFF = 3600
+
+
+class EmbouxSyncJob(models.Model):
+    _name = "emboux.sync.job"
+    _description = "Email Hosting sync job (change waiting for, or sent to, the connector)"
+    _order = "id"
+
+    name = fields.Char(compute="_compute_name")
+    kind = fields.Char(required=True, index=True, help="e.g. domain.create, mailbox.password")
+    lane = fields.Char(required=True, index=True,
+                       help="Jobs of one lane (one customer) are applied strictly in order.")
+    res_model = fields.Char("Record model", index=True)
+    res_id = fields.Many2oneReference("Record id", model_field="res_model", index=True)
+    res_name = fields.Char("Record")
+    method = fields.Char(required=True)
+    path = fields.Char(required=True)
+    payload = fields.Text(help="JSON body, without secrets.")
+    secret_sealed = fields.Text(groups="base.group_system",
+                                help="Encrypted secret (password, token) merged into the body; wiped once sent.")
+    state = fields.Selection(
+        [("pending", "Pending"), ("done", "Done"), ("failed", "Failed"), ("cancelled", "Cancelled")],
+        default="pending", required=True, index=True)
+    attempts = fields.Integer(default=0)
+    next_attempt_at = fields.Datetime(default=fields.Datetime.now, index=True)
+    last_error = fields.Text()
+    done_at = fields.Datetime()
+    company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
+
+    @api.depends("method", "path", "res_name")
+    def _compute_name(self):
+        for job in self:
+            job.name = f"{job.method} {job.path}" + (f" ({job.res_name})" if job.res_name else "")
+
+    # --- enqueue -----------------------------------------------------------
+    @api.model
+    def _enqueue(self, record, kind, method, path, payload=None, secret=None, secret_field=None, lane=None):
+        vals = {
+            "kind": kind,
+            "lane": lane or record._emboux_lane(),
+            "res_model": record._name,
+            "res_id": record.id,
+            "res_name": record.display_name,
+            "method": method,
+            "path": path,
+            "payload": dumps(payload) if payload is not None else False,
+        }
+        job = self.sudo().create(vals)
+        if secret:
+            job.secret_sealed = secrets_box.seal(self.env.cr.dbname, json.dumps({secret_field: secret}))
+        self._schedule_after_commit()
+        return job
+
+    @api.model
+    def _schedule_after_commit(self):
+        """Send the queue once this transaction has committed (once per transaction)."""
+        cr = self.env.cr
+        if cr.postcommit.data.get("emboux_dispatch"):
+            return
+        cr.postcommit.data["emboux_dispatch"] = True
+        dbname = cr.dbname
+
+        def dispatch():
+            try:
+                with Registry(dbname).cursor() as new_cr:
+                    env = api.Environment(new_cr, SUPERUSER_ID, {})
+                    env["emboux.sync.job"]._process_queue()
+            except Exception:  # the cron will retry; never break the user's request
+                _logger.exception("post-commit dispatch of the EmBoux sync queue failed")
+
+        cr.postcommit.add(dispatch)
+
+    # --- dispatch ----------------------------------------------------------
+    def _call(self):
+        """(method, path, body) with the sealed secret merged in: a {token}
+        placeholder of the path, or a body field (password, token)."""
+        body = json.loads(self.payload) if self.payload else None
+        path = self.path
+        sealed = self.sudo().secret_sealed
+        if sealed:
+            secret = json.loads(secrets_box.unseal(self.env.cr.dbname, sealed) or "{}")
+            if "{token}" in path and secret.get("token"):
+                path = path.replace("{token}", secret.pop("token"))
+            if secret:
+                body = dict(body or {}, **secret)
+        return self.method, path, body
+
+    @staticmethod
+    def _send(client, call):
+        """HTTP only (runs in worker threads, never touches the cursor or a
+        record): returns ('done'|'refused'|'unavailable', result)."""
+        method, path, body = call
+        try:
+            return "done", client.call(method, path, body)
+        except ConnectorRefused as exc:
+            return "refused", exc
+        except ConnectorUnavailable as exc:
+            return "unavailable", exc
+
+    @api.model
+    def _process_queue(self, commit=True, limit=20000):
+        """Send every due pending job, lane by lane in order. With commit=True
+        (post-commit hook, cron) the results are committed run by run, under
+        a database-wide advisory lock; commit=False is for callers that own
+        the transaction (tests)."""
+        cr = self.env.cr
+        if commit:
+            cr.execute("SELECT pg_advisory_lock(%s)", (_QUEUE_LOCK,))
+        try:
+            return self._process_queue_locked(commit, limit)
+        finally:
+            if commit:
+                cr.commit()
+                cr.execute("SELECT pg_advisory_unlock(%s)", (_QUEUE_LOCK,))
+
+    def _process_queue_locked(self, commit, limit):
+        now = fields.Datetime.now()
+        jobs = self.sudo().search([("state", "=", "pending")], order="id", limit=limit)
+        blocked = set()
+        ready = []
+        for job in jobs:
+            if job.lane in blocked:
+                continue
+            if job.next_attempt_at and job.next_attempt_at > now:
+                blocked.add(job.lane)  # an earlier job of this lane is backing off
+                continue
+            ready.append(job)
+        client = self.env["emboux.connector"]._client()
+        sent = 0
+        # runs of consecutive jobs of one parallel-safe kind go out together
+        i = 0
+        while i < len(ready):
+            run = [ready[i]]
+            if ready[i].kind in PARALLEL_KINDS:
+                while i + len(run) < len(ready) and ready[i + len(run)].kind == ready[i].kind:
+                    run.append(ready[i + len(run)])
+            i += len(run)
+            run = [j for j in run if j.lane not in blocked]
+            if not run:
+                continue
+            calls = [job._call() for job in run]
+            bodies = [c[2] for c in calls]
+            if len(run) > 1:
+                with ThreadPoolExecutor(max_workers=min(PARALLEL, len(run))) as pool:
+                    results = list(pool.map(lambda c: self._send(client, c), calls))
+            else:
+                results = [self._send(client, calls[0])]
+            for job, body, (outcome, result) in zip(run, bodies, results):
+                if outcome == "refused":
+                    outcome, result = job._resolve_refusal(client, result, body or {})
+                if outcome == "done":
+                    job._mark_done(result)
+                elif outcome == "refused":
+                    job._mark_failed(result)
+                else:
+                    job._mark_retry(result)
+                    blocked.add(job.lane)
+                sent += 1
+            if commit:
+                self.env.cr.commit()
+        return sent
+
+    def _resolve_refusal(self, client, exc, body):
+        """Make replays harmless: a 4xx that only says 'already done' is success."""
+        detail = exc.detail or ""
+        try:
+            if self.method == "DELETE" and exc.status == 404:
+                return "done", None
+            if self.kind == "domain.create" and detail.startswith("Domain already exists"):
+                row = client.call("GET", f"/domains/{client.q(body['name'])}")
+                if (row or {}).get("partner_ref") == body.get("partner_ref"):
+                    return "done", row
+            if self.kind == "mailbox.create" and detail.startswith("Email already exists"):
+                row = client.call("GET", f"/users/{client.q(body['email'])}")
+                if row and body.get("password"):
+                    # ours from an earlier attempt: make sure it has this password
+                    client.call("PUT", f"/users/{client.q(body['email'])}", {"password": body["password"]})
+                    return "done", row
+            if self.kind == "api_key.create" and detail.startswith("API key already exists"):
+                return "done", None
+        except ConnectorRefused:
+            pass
+        except ConnectorUnavailable as exc2:
+            return "unavailable", exc2
+        return "refused", exc
+
+    def _mark_done(self, result):
+        self.sudo().write({"state": "done", "done_at": fields.Datetime.now(), "attempts": self.attempts + 1,
+                           "last_error": False, "secret_sealed": False})
+        record = self._record()
+        if record:
+            record._emboux_job_done(self, result)
+            record._emboux_refresh_sync_state()
+
+    def _mark_failed(self, exc):
+        self.sudo().write({"state": "failed", "attempts": self.attempts + 1, "last_error": str(exc),
+                           "secret_sealed": False})
+        record = self._record()
+        if record:
+            record._emboux_refresh_sync_state()
+            record.sudo().message_post(body=_("The mail platform refused a change (%(call)s): %(error)s",
+                                              call=self.name, error=str(exc)))
+
+    def _mark_retry(self, exc):
+        delay = min(MAX_BACKOFF, 10 * 2 ** min(self.attempts, 12))
+        self.sudo().write({"attempts": self.attempts + 1, "last_error": str(exc),
+                           "next_attempt_at": fields.Datetime.now() + timedelta(seconds=delay)})
+        record = self._record()
+        if record:
+            record._emboux_refresh_sync_state()
+
+    def _record(self):
+        if not self.res_model or self.res_model not in self.env or not self.res_id:
+            return None
+        record = self.env[self.res_model].sudo().with_context(active_test=False).browse(self.res_id).exists()
+        return record or None
+
+    # --- user actions ------------------------------------------------------
+    def action_retry(self):
+        """Put failed or waiting jobs back at the head of their lane and send now."""
+        todo = self.filtered(lambda j: j.state in ("pending", "failed"))
+        todo.sudo().write({"state": "pending", "next_attempt_at": fields.Datetime.now()})
+        self._schedule_after_commit()
+        return True
+
+    def action_cancel(self):
+        self.filtered(lambda j: j.state in ("pending", "failed")).sudo().write(
+            {"state": "cancelled", "secret_sealed": False})
+        for job in self:
+            record = job._record()
+            if record:
+                record._emboux_refresh_sync_state()
+        return True
+
+    @api.model
+    def _cron_process_queue(self):
+        """Cron "Email Hosting: sync queue": push pending changes (retries with back-off)."""
+        self._process_queue()
+
+    @api.autovacuum
+    def _gc_done_jobs(self):
+        limit = fields.Datetime.now() - timedelta(days=30)
+        self.sudo().search([("state", "in", ("done", "cancelled")), ("done_at", "<", limit)]).unlink()
+

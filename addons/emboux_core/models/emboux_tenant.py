@@ -1,0 +1,147 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import re
+import secrets
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from ..services import names
+
+QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
+
+
+class EmbouxTenant(models.Model):
+    """A customer of the email platform (a `partner_ref` in the connector)."""
+
+    _name = "emboux.tenant"
+    _description = "Email Hosting tenant"
+    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.sync.mixin"]
+    _order = "name"
+
+    name = fields.Char(required=True, tracking=True)
+    active = fields.Boolean(default=True, tracking=True)
+    partner_id = fields.Many2one("res.partner", string="Customer", required=True, tracking=True, index=True)
+    partner_ref = fields.Char(
+        "Platform reference", copy=False, index=True, tracking=True,
+        help="The tenant's identifier on the mail platform (partner_ref). Generated when left empty.")
+    company_id = fields.Many2one("res.company", required=True, default=lambda self: self.env.company, index=True)
+    domains_allowed = fields.Integer(default=0, tracking=True, help="0 = unlimited")
+    mailboxes_per_domain = fields.Integer(default=10, tracking=True, help="0 = unlimited")
+    aliases_per_mailbox = fields.Integer(default=5, tracking=True, help="0 = unlimited")
+    default_quota_mb = fields.Integer("Default storage per mailbox (MB)", default=1024, tracking=True)
+    domain_ids = fields.One2many("emboux.domain", "tenant_id", string="Domains")
+    api_key_ids = fields.One2many("emboux.api.key", "tenant_id", string="API keys")
+    domains_used = fields.Integer(compute="_compute_usage")
+    mailboxes_used = fields.Integer(compute="_compute_usage")
+    aliases_used = fields.Integer(compute="_compute_usage")
+    # Handle of an inactive API key through which the master sets the
+    # partner's quotas on the connector (PUT /api-keys/{token}). Inactive: it
+    # authenticates nobody.
+    quota_handle = fields.Char(groups="base.group_system", copy=False, readonly=True)
+
+    _partner_ref_unique = models.Constraint("UNIQUE (partner_ref)",
+                                            "Another tenant already uses this platform reference.")
+    _quotas_positive = models.Constraint(
+        "CHECK (domains_allowed >= 0 AND mailboxes_per_domain >= 0 AND aliases_per_mailbox >= 0 "
+        "AND default_quota_mb >= 0)", "Quotas cannot be negative (0 means unlimited).")
+
+    def _compute_usage(self):
+        Domain, Mailbox, Alias = self.env["emboux.domain"], self.env["emboux.mailbox"], self.env["emboux.alias"]
+        d = dict(Domain._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"]))
+        m = dict(Mailbox._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"]))
+        a = dict(Alias._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"]))
+        for t in self:
+            t.domains_used, t.mailboxes_used, t.aliases_used = d.get(t, 0), m.get(t, 0), a.get(t, 0)
+
+    def _emboux_lane(self):
+        return f"partner:{self.partner_ref}"
+
+    @api.model
+    def _generate_partner_ref(self, name):
+        slug = re.sub(r"[^a-z0-9]+", "-", (name or "tenant").lower()).strip("-")[:40] or "tenant"
+        return f"{slug}-{secrets.token_hex(3)}"
+
+    def _quota_payload(self):
+        return {f: self[f] for f in QUOTA_FIELDS}
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            ref = (vals.get("partner_ref") or "").strip() or self._generate_partner_ref(vals.get("name"))
+            if not names.PARTNER_REF.match(ref):
+                raise UserError(_("“%s” cannot be used as a platform reference: use letters, digits "
+                                  "and . _ : @ - (at most 128 characters).", ref))
+            vals["partner_ref"] = ref
+        tenants = super().create(vals_list)
+        if self._emboux_sync_enabled():
+            for tenant in tenants:
+                tenant._emboux_push_quotas(create=True)
+        else:
+            tenants.with_context(emboux_no_sync=True).write({"sync_state": "synced"})
+        return tenants
+
+    def write(self, vals):
+        if "partner_ref" in vals and any(t.partner_ref != vals["partner_ref"] for t in self) \
+                and self._emboux_sync_enabled():
+            raise UserError(_("The platform reference of a tenant cannot be changed once created."))
+        res = super().write(vals)
+        if self._emboux_sync_enabled() and any(f in vals for f in QUOTA_FIELDS):
+            for tenant in self:
+                tenant._emboux_push_quotas()
+        return res
+
+    def _emboux_push_quotas(self, create=False):
+        """The partner's quotas live on the connector with its API keys."""
+        self.ensure_one()
+        sudo = self.sudo()
+        if not sudo.quota_handle:
+            handle = "q-" + secrets.token_urlsafe(32)
+            sudo.with_context(emboux_no_sync=True).write({"quota_handle": handle})
+            self._emboux_enqueue("api_key.create", "POST", "/api-keys/",
+                                 dict(self._quota_payload(), partner_ref=self.partner_ref, active=False),
+                                 secret=handle, secret_field="token")
+        else:
+            self._emboux_enqueue("tenant.quotas", "PUT", f"/api-keys/{sudo.quota_handle}",
+                                 self._quota_payload())
+
+    def unlink(self):
+        if self.domain_ids:
+            raise UserError(_("Delete or move the domains of %s first.", ", ".join(self.mapped("name"))))
+        if self._emboux_sync_enabled():
+            for tenant in self.sudo():
+                for key in tenant.api_key_ids:
+                    key._emboux_enqueue_delete()
+                if tenant.quota_handle:
+                    tenant._emboux_enqueue("api_key.delete", "DELETE", f"/api-keys/{tenant.quota_handle}")
+        return super().unlink()
+
+    def action_view_domains(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window", "name": _("Domains"), "res_model": "emboux.domain",
+            "view_mode": "list,kanban,form", "domain": [("tenant_id", "=", self.id)],
+            "context": {"default_tenant_id": self.id},
+        }
+
+    def action_view_mailboxes(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window", "name": _("Mailboxes"), "res_model": "emboux.mailbox",
+            "view_mode": "list,kanban,form", "domain": [("tenant_id", "=", self.id)],
+        }
+
+    @api.model
+    def _emboux_dev_demo(self):
+        """The demo tenant/domain/mailbox of `./dev up` (idempotent)."""
+        tenant = self.search([("partner_ref", "=", "demo")], limit=1)
+        if not tenant:
+            partner = self.env["res.partner"].create({"name": "Demo Customer", "is_company": True})
+            tenant = self.create({"name": "Demo Customer", "partner_id": partner.id, "partner_ref": "demo",
+                                  "domains_allowed": 5, "mailboxes_per_domain": 50})
+        domain = self.env["emboux.domain"].search([("name", "=", "demo.emboux.test")], limit=1)
+        if not domain:
+            domain = self.env["emboux.domain"].create({"name": "demo.emboux.test", "tenant_id": tenant.id})
+        if not self.env["emboux.mailbox"].search([("domain_id", "=", domain.id), ("local_part", "=", "info")]):
+            self.env["emboux.mailbox"].create({"domain_id": domain.id, "local_part": "info",
+                                               "password": "demo-password-1", "catch_all": True})
+        return tenant

@@ -1,0 +1,128 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""The client seam: every call from Odoo to the EmBoux connector goes through
+`ConnectorClient.call()`. It owns the timeouts, the authentication header and
+the mapping of failures onto two exception kinds:
+
+* `ConnectorRefused`: the connector answered 4xx. The request is wrong
+  (duplicate, quota exceeded, invalid name...) and retrying it will not help.
+  The connector's `detail` is kept and turned into a sentence for the user.
+* `ConnectorUnavailable`: connection refused, timeout, 5xx, garbage. The
+  request may succeed later: the sync queue retries it with back-off.
+"""
+
+import json
+import logging
+from urllib.parse import quote
+
+import requests
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT = 3.0
+DEFAULT_READ_TIMEOUT = 15.0
+
+
+class ConnectorError(Exception):
+    def __init__(self, message, status=None, detail=None, method=None, path=None):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+        self.method = method
+        self.path = path
+
+
+class ConnectorRefused(ConnectorError):
+    """4xx: a definitive answer; the change must not be applied."""
+
+
+class ConnectorUnavailable(ConnectorError):
+    """Network error, timeout or 5xx: try again later."""
+
+
+# Connector details (API-CONTRACT.md) -> sentences for back-office users.
+_FRIENDLY = [
+    ("Domain already exists", "This domain is already hosted on the platform."),
+    ("Email already exists", "This email address is already used by another mailbox or alias."),
+    ("Alias source already exists", "This address is already a mailbox; an alias cannot use it."),
+    ("Domain quota exceeded", "The customer has reached the number of domains allowed by the plan"),
+    ("Mailbox quota exceeded", "The domain has reached the number of mailboxes allowed by the plan"),
+    ("Alias quota exceeded", "The domain has reached the number of aliases allowed by the plan"),
+    ("Domain not found", "The domain does not exist on the mail platform (yet)."),
+    ("User not found", "The mailbox does not exist on the mail platform."),
+    ("Master token required", "The connector token configured in Odoo is not the master token."),
+    ("Invalid API key", "The connector refused the token configured in Odoo (Settings > Email Hosting)."),
+]
+
+
+def friendly(detail):
+    """A sentence a back-office user understands, keeping the connector's facts."""
+    detail = (detail or "").strip()
+    for prefix, sentence in _FRIENDLY:
+        if detail.startswith(prefix):
+            rest = detail[len(prefix):].strip(" :")
+            return f"{sentence} ({rest})." if rest else sentence
+    if ":" in detail:  # "field: message" validation errors
+        field, _, msg = detail.partition(":")
+        return f"The mail platform refused the value of {field.strip().replace('_', ' ')}: {msg.strip()}"
+    return f"The mail platform refused the change: {detail or 'no reason given'}."
+
+
+class ConnectorClient:
+    def __init__(self, url, token, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                 read_timeout=DEFAULT_READ_TIMEOUT, session=None):
+        self.url = (url or "").rstrip("/")
+        self.token = token or ""
+        self.timeout = (float(connect_timeout or DEFAULT_CONNECT_TIMEOUT),
+                        float(read_timeout or DEFAULT_READ_TIMEOUT))
+        self.session = session or requests.Session()
+
+    @staticmethod
+    def q(value):
+        """Quote one path segment (addresses contain @, catch-alls start with @)."""
+        return quote(str(value), safe="@")
+
+    def call(self, method, path, payload=None, params=None, ok_statuses=()):
+        """Return the decoded JSON (None for 204). Raise ConnectorRefused on
+        4xx (unless listed in ok_statuses, then return None) and
+        ConnectorUnavailable on anything that may go away by itself."""
+        if not self.url:
+            raise ConnectorUnavailable("The connector URL is not configured (Settings > Email Hosting).",
+                                       method=method, path=path)
+        url = self.url + path
+        try:
+            resp = self.session.request(
+                method, url, json=payload, params=params, timeout=self.timeout,
+                headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"})
+        except requests.Timeout as exc:
+            raise ConnectorUnavailable(f"The connector did not answer in time ({method} {path}).",
+                                       method=method, path=path) from exc
+        except requests.RequestException as exc:
+            raise ConnectorUnavailable(f"The connector cannot be reached at {self.url} ({exc.__class__.__name__}).",
+                                       method=method, path=path) from exc
+        status = resp.status_code
+        try:
+            body = resp.json() if resp.content else None
+        except ValueError:
+            body = None
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if status in ok_statuses:
+            return None
+        if 200 <= status < 300:
+            return body
+        if 400 <= status < 500 and status not in (408, 425, 429):
+            _logger.info("connector refused %s %s: %s %s", method, path, status, detail)
+            raise ConnectorRefused(friendly(detail), status=status, detail=detail, method=method, path=path)
+        raise ConnectorUnavailable(
+            f"The connector failed ({status}{': ' + detail if detail else ''}) on {method} {path}.",
+            status=status, detail=detail, method=method, path=path)
+
+    # convenience
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def health(self):
+        return self.call("GET", "/health")
+
+
+def dumps(payload):
+    return json.dumps(payload, sort_keys=True, default=str)

@@ -1,0 +1,1 @@
+from . import emboux_api_key_wizard
