@@ -25,8 +25,11 @@ class Database:
     def _get_pool(self):
         with self._lock:
             if self._pool is None:
+                # minconn = maxconn: psycopg2's pool *closes* a returned
+                # connection when more than minconn are idle, which would mean
+                # a new connection (and SCRAM handshake) per request.
                 self._pool = psycopg2.pool.ThreadedConnectionPool(
-                    0, self.maxconn, self.dsn, connect_timeout=5,
+                    self.maxconn, self.maxconn, self.dsn, connect_timeout=5,
                     application_name="emboux-connector")
             return self._pool
 
