@@ -11,7 +11,7 @@ pg_admin() {
         psql "$EMBOUX_PG_ADMIN_DSN" -v ON_ERROR_STOP=1 -qAt "$@"
     else
         # Debian's cluster: the postgres OS user over the local socket (peer auth).
-        runuser -u postgres -- psql -w -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@"
+        runuser -u postgres -- psql -w -h /var/run/postgresql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAt "$@"
     fi
 }
 
