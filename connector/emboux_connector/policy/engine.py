@@ -1,0 +1,336 @@
+"""The outbound decision: one implementation for the policy daemon and the API.
+
+Pure functions over plain data. The callers (policy/daemon.py with asyncpg,
+api/outbound.py with psycopg2) only run the SQL below and hand the rows in:
+
+* the domain-level rules (suspension, provider verification), the mailbox
+  rule (submission disabled) and the recipient rule (suppression) need only
+  cached settings and are answered from memory;
+* the counting rules (hourly throttle, daily / warm-up / monthly / transfer
+  caps, spike) are decided inside one transaction that holds the domain's
+  counters row locked (`SELECT ... FOR UPDATE`), so any number of daemon
+  processes on any number of hosts never exceed a cap, not by one message.
+  `decide_batch` decides a whole batch of messages against one lock.
+"""
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+PROFILES = {"fast": 1.8, "standard": 1.1, "conservative": 1.05}
+MB = 1024 * 1024
+
+
+def _num(env, key, default, cast=float):
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise SystemExit(f"{key} must be a number, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    hourly_fraction: float = 0.167     # HOURLY_FRACTION: hourly cap = daily limit x this
+    hourly_floor: int = 10             # never below 10 per hour
+    warmup_start: int = 50             # WARMUP_START: day-0 cap of a new domain
+    spike_min: int = 50                # SPIKE_MIN: spike detection ignores days below this
+    db_down_action: str = "451 4.3.0 Outbound policy temporarily unavailable, try again later"
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        return cls(
+            hourly_fraction=_num(env, "HOURLY_FRACTION", 0.167),
+            hourly_floor=_num(env, "HOURLY_FLOOR", 10, int),
+            warmup_start=_num(env, "WARMUP_START", 50, int),
+            spike_min=_num(env, "SPIKE_MIN", 50, int),
+            db_down_action=env.get("POLICYD_DB_DOWN_ACTION") or cls.db_down_action,
+        )
+
+
+@dataclass(frozen=True)
+class DomainState:
+    """A domain's outbound settings, as cached by the daemon."""
+    id: int
+    name: str
+    status: str
+    outbound_status: str
+    outbound_status_reason: str
+    provider: str
+    verified: bool                 # with its provider, or its parent is
+    daily_limit: int
+    monthly_limit: int
+    enforcement: str
+    warmup_profile: str
+    spike_multiplier: float
+    history_days: int
+    history_avg: float
+    transfer_monthly_mb: int
+
+    @classmethod
+    def from_row(cls, r):
+        return cls(id=r["id"], name=r["name"], status=r["status"],
+                   outbound_status=r["outbound_status"],
+                   outbound_status_reason=r["outbound_status_reason"] or "",
+                   provider=r["provider"], verified=bool(r["verified"]),
+                   daily_limit=r["outbound_daily_limit"], monthly_limit=r["outbound_monthly_limit"],
+                   enforcement=r["outbound_enforcement"], warmup_profile=r["warmup_profile"],
+                   spike_multiplier=float(r["spike_max_multiplier"]),
+                   history_days=int(r["history_days"]), history_avg=float(r["history_avg"]),
+                   transfer_monthly_mb=r["transfer_monthly_mb"])
+
+
+# One query per domain: its settings, the parent's verification, and the
+# average of its last 7 history rows (an index range scan: flat cost however
+# long the history grows).
+DOMAIN_STATE_SQL = """
+SELECT d.id, d.name, d.status, d.outbound_status, d.outbound_status_reason, d.provider,
+       (d.provider = 'local' OR d.provider_verified
+        OR coalesce(p.provider = 'local' OR p.provider_verified, false)) AS verified,
+       d.outbound_daily_limit, d.outbound_monthly_limit, d.outbound_enforcement,
+       d.warmup_profile, d.spike_max_multiplier, d.transfer_monthly_mb,
+       h.days AS history_days, h.avg AS history_avg
+FROM domains d
+LEFT JOIN domains p ON p.id = d.parent_id
+CROSS JOIN LATERAL (
+    SELECT count(*) AS days, coalesce(avg(x.sent), 0)::float8 AS avg
+    FROM (SELECT sent FROM outbound_history WHERE domain_id = d.id ORDER BY day DESC LIMIT 7) x
+) h
+WHERE d.name = %s
+"""
+
+MAILBOX_SQL = "SELECT email, active, submission_disabled FROM mailboxes WHERE email = %s"
+SUPPRESSION_SQL = "SELECT reason FROM suppression WHERE email = %s ORDER BY reason"
+ALL_SUPPRESSION_SQL = "SELECT email, reason FROM suppression"
+
+# The counting transaction: lock the counters rows (in id order: two batches
+# can never deadlock), see which messages were counted already, decide, apply.
+COUNTERS_LOCK_SQL = """
+SELECT domain_id, sent_today, sent_month, bytes_month, warmup_day,
+       CASE WHEN hour_start = date_trunc('hour', now()) THEN sent_hour ELSE 0 END AS sent_hour
+FROM outbound_counters WHERE domain_id = ANY(%s) ORDER BY domain_id FOR UPDATE
+"""
+SEEN_SQL = "SELECT msg_key FROM outbound_messages WHERE msg_key = ANY(%s)"
+APPLY_SQL = """
+WITH ins AS (
+    INSERT INTO outbound_messages (msg_key, domain_id, units, bytes)
+    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::bigint[])
+    ON CONFLICT DO NOTHING
+)
+UPDATE outbound_counters c SET
+    sent_today = c.sent_today + u.units,
+    sent_month = c.sent_month + u.units,
+    bytes_month = c.bytes_month + u.bytes,
+    overage_today = c.overage_today + u.over,
+    overage_month = c.overage_month + u.over,
+    overage_bytes_month = c.overage_bytes_month + u.over_bytes,
+    spike_warnings_today = c.spike_warnings_today + u.warn,
+    sent_hour = CASE WHEN c.hour_start = date_trunc('hour', now()) THEN c.sent_hour ELSE 0 END + u.units,
+    hour_start = date_trunc('hour', now()),
+    updated_at = now()
+FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::int[], %s::bigint[], %s::int[])
+     AS u(domain_id, units, bytes, over, over_bytes, warn)
+WHERE c.domain_id = u.domain_id
+"""
+
+
+def dollar(sql):
+    """%s placeholders -> $1, $2, ... (asyncpg)."""
+    n = iter(range(1, 1000))
+    return re.sub(r"%s", lambda m: f"${next(n)}", sql)
+
+
+# --- verdicts -------------------------------------------------------------------
+@dataclass
+class Verdict:
+    allowed: bool
+    action: str = "DUNNO"           # what the daemon answers Postfix
+    reason: str = None              # short, for the sender and the API
+    counted: bool = False
+    overage: int = 0
+    warn: bool = False
+    kind: str = None                # which rule decided (for hints and logs)
+
+
+OK = Verdict(True)
+
+
+def refuse(code, reason, kind):
+    return Verdict(False, f"{code} {reason}", reason, kind=kind)
+
+
+def domain_check(state):
+    """Rules that need only the domain's settings: None when they pass."""
+    if state.status == "suspended":
+        return refuse("554 5.7.1", f"Domain {state.name} is suspended", "suspended")
+    if state.outbound_status == "suspended":
+        why = f": {state.outbound_status_reason}" if state.outbound_status_reason else ""
+        return refuse("554 5.7.1", f"Outbound mail for {state.name} is suspended{why}", "outbound_suspended")
+    if not state.verified:
+        return refuse("554 5.7.1", f"Sending domain {state.name} is not verified with its provider "
+                                   f"({state.provider})", "unverified")
+    return None
+
+
+def mailbox_check(email, submission_disabled):
+    if submission_disabled:
+        return refuse("554 5.7.1", f"Sending is disabled for {email}", "submission_disabled")
+    return None
+
+
+def recipient_check(recipient, reasons):
+    if reasons:
+        return refuse("550 5.1.1", f"Recipient {recipient} is on the suppression list "
+                                   f"({', '.join(reasons)}); not sent", "suppressed")
+    return None
+
+
+# --- caps -----------------------------------------------------------------------
+def warmup_cap(state, warmup_day, settings):
+    """The warm-up day cap, or None when warm-up is off or finished."""
+    factor = PROFILES.get(state.warmup_profile)
+    if factor is None:
+        return None
+    day = min(max(warmup_day, 0), 2000)
+    cap = math.ceil(settings.warmup_start * factor ** day) if day < 2000 else 10**12
+    if state.daily_limit and cap >= state.daily_limit:
+        return None                     # reached the plan: warm-up is over
+    return min(cap, 10**12)
+
+
+def hourly_cap(state, settings):
+    if not state.daily_limit:
+        return None
+    return max(settings.hourly_floor, round(state.daily_limit * settings.hourly_fraction))
+
+
+def spike_cap(state, settings):
+    if state.spike_multiplier <= 0 or state.history_days == 0:
+        return None
+    return max(settings.spike_min, math.floor(state.spike_multiplier * state.history_avg))
+
+
+def count_check(state, c, units, nbytes, settings):
+    """Decide one message of `units` recipients and `nbytes` against the
+    locked counters `c` (a dict: sent_today, sent_month, bytes_month,
+    sent_hour, warmup_day). On acceptance `c` is advanced."""
+    soft = state.enforcement == "soft"
+    notes, overage, over_bytes, warn = [], 0, 0, False
+
+    hcap = hourly_cap(state, settings)
+    if hcap is not None and c["sent_hour"] + units > hcap:
+        # a rate, not a quota: the sender retries later, soft or hard
+        return refuse("451 4.7.1", f"Hourly sending limit reached for {state.name} "
+                                   f"({c['sent_hour']}/{hcap} this hour), try again later", "hourly")
+
+    caps = []   # (kind, used, cap, text)
+    wcap = warmup_cap(state, c["warmup_day"], settings)
+    if wcap is not None:
+        caps.append(("warmup", c["sent_today"], wcap,
+                     f"Warm-up limit reached for {state.name} ({c['sent_today']}/{wcap} today, "
+                     f"day {c['warmup_day']} of {state.warmup_profile} warm-up)"))
+    elif state.daily_limit:
+        caps.append(("daily", c["sent_today"], state.daily_limit,
+                     f"Daily sending limit reached for {state.name} "
+                     f"({c['sent_today']}/{state.daily_limit})"))
+    if state.monthly_limit:
+        caps.append(("monthly", c["sent_month"], state.monthly_limit,
+                     f"Monthly sending limit reached for {state.name} "
+                     f"({c['sent_month']}/{state.monthly_limit})"))
+    for kind, used, cap, text in caps:
+        if used + units > cap:
+            if not soft:
+                return refuse("554 5.7.1", text, kind)
+            overage = max(overage, min(units, used + units - cap))
+            notes.append(f"{kind} limit exceeded, counted as overage")
+    if state.transfer_monthly_mb:
+        tcap = state.transfer_monthly_mb * MB
+        if c["bytes_month"] + nbytes > tcap:
+            if not soft:
+                return refuse("554 5.7.1", f"Monthly transfer limit reached for {state.name} "
+                                           f"({state.transfer_monthly_mb} MB)", "transfer")
+            over_bytes = min(nbytes, c["bytes_month"] + nbytes - tcap)
+            notes.append("transfer limit exceeded, counted as overage")
+    scap = spike_cap(state, settings)
+    if scap is not None and c["sent_today"] + units > scap:
+        text = (f"Sending spike blocked for {state.name}: today's volume would exceed "
+                f"{state.spike_multiplier:g}x the 7-day average ({state.history_avg:.1f}/day)")
+        if not soft:
+            return refuse("554 5.7.1", text, "spike")
+        warn = True
+        notes.append("sending spike (warning)")
+
+    c["sent_today"] += units
+    c["sent_month"] += units
+    c["sent_hour"] += units
+    c["bytes_month"] += nbytes
+    reason = "; ".join(notes) or None
+    return Verdict(True, "DUNNO", reason, counted=True, overage=overage, warn=warn,
+                   kind="soft" if notes else None), over_bytes
+
+
+@dataclass
+class Message:
+    key: str
+    state: DomainState
+    units: int = 1
+    nbytes: int = 0
+    result: Verdict = None
+    over_bytes: int = 0
+    counters: dict = field(default=None, repr=False)
+
+
+def decide_batch(messages, counter_rows, seen_keys, settings):
+    """Decide messages in order against the locked counters rows. Returns the
+    parameters of APPLY_SQL (or None when nothing is counted). Each message
+    gets .result and .counters (a snapshot after its own decision)."""
+    counters = {r["domain_id"]: dict(r) for r in counter_rows}
+    seen = set(seen_keys)
+    ins = ([], [], [], [])
+    agg = {}
+    for m in messages:
+        c = counters.get(m.state.id)
+        if c is None:                       # domain deleted meanwhile
+            m.result = refuse("554 5.7.1", f"Domain {m.state.name} is not hosted here", "unknown")
+            continue
+        if m.key in seen:                   # a repeated request: counted once
+            m.result, m.counters = Verdict(True, "DUNNO", "already counted", kind="duplicate"), dict(c)
+            continue
+        out = count_check(m.state, c, m.units, m.nbytes, settings)
+        if isinstance(out, Verdict):
+            m.result, m.counters = out, dict(c)
+            continue
+        m.result, m.over_bytes = out
+        m.counters = dict(c)
+        seen.add(m.key)
+        for lst, val in zip(ins, (m.key, m.state.id, m.units, m.nbytes)):
+            lst.append(val)
+        a = agg.setdefault(m.state.id, [0, 0, 0, 0, 0])
+        a[0] += m.units
+        a[1] += m.nbytes
+        a[2] += m.result.overage
+        a[3] += m.over_bytes
+        a[4] += 1 if m.result.warn else 0
+    if not agg:
+        return None
+    ids = sorted(agg)
+    cols = list(zip(*(agg[i] for i in ids)))
+    return (list(ins[0]), list(ins[1]), list(ins[2]), list(ins[3]),
+            ids, list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]), list(cols[4]))
+
+
+def decide_batch_sync(cur, messages, settings):
+    """The counting transaction with a psycopg2 cursor (the API's path)."""
+    ids = sorted({m.state.id for m in messages})
+    cur.execute(COUNTERS_LOCK_SQL, (ids,))
+    rows = cur.fetchall()
+    cur.execute(SEEN_SQL, ([m.key for m in messages],))
+    seen = [r["msg_key"] for r in cur.fetchall()]
+    params = decide_batch(messages, rows, seen, settings)
+    if params is not None:
+        cur.execute(APPLY_SQL, params)
+    return messages
