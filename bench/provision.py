@@ -56,6 +56,8 @@ def run_parallel(fn, items, workers):
 
 def report(label, wall, latencies, errors, target=None):
     n = len(latencies)
+    if not n:
+        return
     line = (f"{label:<28} {n:>7} req  {wall:7.1f} s  {n / wall:8.1f} req/s  "
             f"p50 {pct(latencies, 50) * 1000:6.1f} ms  p99 {pct(latencies, 99) * 1000:6.1f} ms  errors {errors}")
     if target:
@@ -117,17 +119,20 @@ def main():
         present = cur.fetchone()[0]
     since = requests.get(f"{base}/api-keys/{token}/usage", headers=chdr).json()["next_since"]
     time.sleep(0.01)
-    for i in range(100):
-        requests.put(f"{base}/users/user{i}@{domains[i % len(domains)]}/quota", headers=chdr,
-                     json={"quota_mb": 200 + i}).raise_for_status()
+    for i in range(100):  # 100 changes: new mailboxes in a fresh domain
+        requests.post(f"{base}/users/", headers=chdr, json={
+            "domain_name": domains[0], "email": f"sync{i}@{domains[0]}", "password": "pw-sync-secret"}
+        ).raise_for_status()
     times = []
     for _ in range(20):
         t0 = time.perf_counter()
         body = requests.get(f"{base}/api-keys/{token}/usage", headers=chdr, params={"since": since}).json()
         times.append(time.perf_counter() - t0)
     assert len(body["changes"]) == 100, len(body["changes"])
-    print(f"{'delta sync, 100 changes':<28} {present:>7} change rows present   median "
+    print(f"{'delta sync, 100 changes':<28} {present:>7} change rows present  median "
           f"{statistics.median(times) * 1000:6.1f} ms  max {max(times) * 1000:6.1f} ms   [target: <= 100 ms]")
+    if not args.mailboxes:
+        return 0
     print(f"\nsummary: {args.mailboxes} mailboxes in {box_wall:.1f} s (target 60 s): "
           f"{'OK' if box_wall <= 60 else 'MISSED'}; delta sync {statistics.median(times) * 1000:.1f} ms "
           f"(target 100 ms): {'OK' if statistics.median(times) <= 0.1 else 'MISSED'}")

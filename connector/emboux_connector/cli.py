@@ -41,13 +41,15 @@ def main(argv=None):
         create_app(reconcile=True)
         return 0
     from .app import create_app
-    app = create_app(reconcile=args.command == "serve")
     if args.command == "openapi":
-        with app.test_request_context():
-            from .openapi import build_spec
-            from .api.meta import _version
-            print(json.dumps(build_spec(app, _version()), indent=2))
+        # The document depends on the code only: no settings, no database.
+        from .api.meta import _version
+        from .config import Config
+        from .openapi import build_spec
+        app = create_app(Config(api_key="-" * 16, maildb_dsn="unused"), reconcile=False)
+        print(json.dumps(build_spec(app, _version()), indent=2))
         return 0
+    app = create_app(reconcile=True)
     app.run(host="127.0.0.1", port=args.port)
     return 0
 
