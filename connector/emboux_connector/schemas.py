@@ -49,7 +49,12 @@ class UserCreate(Body):
 
 
 class UserUpdate(Body):
+    """At least one of the three fields."""
     password = StrictString(min_length=1, max_length=256, load_only=True)
+    spoofing_whitelist = fields.List(
+        StrictString(max_length=600), validate=validate.Length(max=200),
+        metadata={"description": "extra sender addresses: 'user@domain', '@domain' or 'domain', '*' = any"})
+    submission_disabled = StrictBoolean(metadata={"description": "refuse this mailbox's outbound mail"})
 
 
 class UserQuota(Body):

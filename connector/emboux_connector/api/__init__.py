@@ -3,3 +3,6 @@
 from . import aliases, api_keys, changes, domains, health, meta, retention, users
 
 BLUEPRINTS = [health.bp, meta.bp, domains.bp, users.bp, aliases.bp, api_keys.bp, changes.bp, retention.bp]
+
+from . import outbound  # noqa: E402  (issue 5: outbound control)
+BLUEPRINTS.append(outbound.bp)

@@ -71,18 +71,48 @@ def list_users(cur, caller, query):
 
 @endpoint(bp, "/users/<email>", "GET", role="either", summary="Get one mailbox")
 def get_user(cur, caller, email):
-    return user_json(visible_mailbox(cur, caller, names.address(email)[0]))
+    box = visible_mailbox(cur, caller, names.address(email)[0])
+    cur.execute("SELECT spoofing_whitelist, submission_disabled FROM mailboxes WHERE id = %s", (box["id"],))
+    return {**user_json(box), **cur.fetchone()}
+
+
+def _sender_pattern(value):
+    """'*', 'user@domain' or a domain ('domain' / '@domain' -> '@domain')."""
+    value = value.strip()
+    if value == "*":
+        return "*"
+    if "@" in value and not value.startswith("@"):
+        return names.address(value, "spoofing_whitelist")[0]
+    return "@" + names.domain_name(value.lstrip("@"), "spoofing_whitelist")
 
 
 @endpoint(bp, "/users/<email>", "PUT", role="either", body=schemas.UserUpdate,
-          summary="Change a mailbox's password (stored only as a hash)")
+          summary="Change a mailbox's password (stored only as a hash), spoofing whitelist "
+                  "or submission_disabled")
 def update_user(cur, caller, email, body):
-    if "password" not in body:
-        raise ApiError(400, "password: Missing data for required field.")
+    fields = ("password", "spoofing_whitelist", "submission_disabled")
+    if not any(f in body for f in fields):
+        raise ApiError(400, "password: Missing data for required field "
+                            "(or spoofing_whitelist, submission_disabled).")
     box = visible_mailbox(cur, caller, names.address(email)[0], lock=True)
-    cur.execute("UPDATE mailboxes SET password_hash = %s, updated_at = now() WHERE id = %s",
-                (passwords.hash_password(body["password"]), box["id"]))
-    return {"message": "Password updated"}
+    out = {}
+    if "password" in body:
+        cur.execute("UPDATE mailboxes SET password_hash = %s, updated_at = now() WHERE id = %s",
+                    (passwords.hash_password(body["password"]), box["id"]))
+        out["message"] = "Password updated"
+    if "spoofing_whitelist" in body or "submission_disabled" in body:
+        sets, params = [], []
+        if "spoofing_whitelist" in body:
+            sets.append("spoofing_whitelist = %s")
+            params.append(sorted({_sender_pattern(v) for v in body["spoofing_whitelist"]}))
+        if "submission_disabled" in body:
+            sets.append("submission_disabled = %s")
+            params.append(body["submission_disabled"])
+        cur.execute(f"UPDATE mailboxes SET {', '.join(sets)}, updated_at = now() WHERE id = %s "
+                    "RETURNING email, spoofing_whitelist, submission_disabled", params + [box["id"]])
+        out.update(cur.fetchone())
+        out.setdefault("message", "User updated")
+    return out
 
 
 @endpoint(bp, "/users/<email>", "DELETE", role="either", status=204,

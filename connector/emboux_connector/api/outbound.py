@@ -1,0 +1,293 @@
+"""Outbound control: per-domain settings and counters, the atomic increment
+(the policy daemon's own decision code), the daily and monthly reset jobs,
+billing records and the suppression check. See docs/outbound.md."""
+
+import datetime as dt
+import uuid
+
+from flask import Blueprint
+from marshmallow import fields, validate
+
+from .. import names, schemas
+from ..errors import ApiError
+from ..fields import StrictBoolean, StrictInteger, StrictString
+from ..policy import engine
+from ..routing import endpoint
+from ..tenancy import visible_domain
+
+bp = Blueprint("outbound", __name__)
+
+LIMIT = validate.Range(min=0, max=1_000_000_000)
+MASTER_FIELDS = ("outbound_tier", "outbound_enforcement", "outbound_status", "outbound_status_reason",
+                 "warmup_profile", "spike_max_multiplier", "provider", "ses_verified")
+
+
+class SpikeMultiplier(fields.Float):
+    """A number (int or float), not a string or a boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        if not 0 <= value <= 1000:
+            from marshmallow import ValidationError
+            raise ValidationError("Must be between 0 and 1000.")
+        return float(value)
+
+
+class OutboundUpdate(schemas.Body):
+    outbound_daily_limit = StrictInteger(validate=LIMIT, metadata={"description": "0 = unlimited"})
+    outbound_monthly_limit = StrictInteger(validate=LIMIT, metadata={"description": "0 = unlimited"})
+    outbound_tier = StrictString(validate=validate.OneOf(["shared", "dedicated"]),
+                                 metadata={"description": "master only"})
+    outbound_enforcement = StrictString(validate=validate.OneOf(["soft", "hard"]),
+                                        metadata={"description": "master only"})
+    outbound_status = StrictString(validate=validate.OneOf(["active", "suspended"]),
+                                   metadata={"description": "master only"})
+    outbound_status_reason = StrictString(max_length=500, allow_none=True,
+                                          metadata={"description": "master only; shown to senders"})
+    warmup_profile = StrictString(validate=validate.OneOf(list(engine.PROFILES)), allow_none=True,
+                                  metadata={"description": "master only; null = no warm-up"})
+    spike_max_multiplier = SpikeMultiplier(metadata={"description": "master only; 0 = off"})
+    provider = StrictString(validate=validate.OneOf(["local", "ses", "mailgun"]),
+                            metadata={"description": "master only"})
+    ses_verified = StrictBoolean(metadata={"description": "master only: verified with the provider"})
+
+
+class Increment(schemas.Body):
+    count = StrictInteger(validate=validate.Range(min=1, max=100_000),
+                          metadata={"description": "recipients to count (default 1)"})
+    bytes = StrictInteger(validate=validate.Range(min=0, max=10**12),
+                          metadata={"description": "message size, for the transfer cap"})
+    message_id = StrictString(max_length=500, metadata={"description": "dedupe key: counted once"})
+
+
+class ResetDaily(schemas.Body):
+    day = StrictString(max_length=10, metadata={"description": "YYYY-MM-DD being closed (default: yesterday, UTC)"})
+
+
+class ResetMonthly(schemas.Body):
+    month = StrictString(max_length=7, metadata={"description": "YYYY-MM being frozen (default: last month, UTC)"})
+
+
+class MonthQuery(schemas.Body):
+    month = StrictString(max_length=7)
+
+
+OUTBOUND_SQL = f"""
+SELECT s.*, c.sent_today, c.sent_month, c.bytes_month, c.overage_today, c.overage_month,
+       c.overage_bytes_month, c.spike_warnings_today, c.warmup_day, c.bounce_count, c.complaint_count,
+       CASE WHEN c.hour_start = date_trunc('hour', now()) THEN c.sent_hour ELSE 0 END AS sent_hour,
+       d.outbound_tier, d.provider_verified
+FROM ({engine.DOMAIN_STATE_SQL}) s
+JOIN domains d ON d.id = s.id
+JOIN outbound_counters c ON c.domain_id = s.id
+"""
+
+
+def _rate(n, sent):
+    return round(100.0 * n / sent, 3) if sent else 0.0
+
+
+def outbound_json(cur, name):
+    cur.execute(OUTBOUND_SQL, (name,))
+    r = cur.fetchone()
+    st = engine.DomainState.from_row(r)
+    settings = engine.Settings.from_env()
+    return {
+        "name": r["name"],
+        "outbound_tier": r["outbound_tier"],
+        "outbound_status": r["outbound_status"],
+        "outbound_status_reason": r["outbound_status_reason"],
+        "outbound_daily_limit": r["outbound_daily_limit"],
+        "outbound_monthly_limit": r["outbound_monthly_limit"],
+        "outbound_sent_today": r["sent_today"],
+        "outbound_sent_month": r["sent_month"],
+        "outbound_sent_this_hour": r["sent_hour"],
+        "outbound_bytes_month": r["bytes_month"],
+        "outbound_enforcement": r["outbound_enforcement"],
+        "overage_today": r["overage_today"],
+        "overage_month": r["overage_month"],
+        "overage_bytes_month": r["overage_bytes_month"],
+        "bounce_count": r["bounce_count"],
+        "complaint_count": r["complaint_count"],
+        "bounce_rate": _rate(r["bounce_count"], r["sent_month"]),
+        "complaint_rate": _rate(r["complaint_count"], r["sent_month"]),
+        "provider": r["provider"],
+        "ses_verified": r["verified"],
+        "warmup_profile": r["warmup_profile"],
+        "warmup_day": r["warmup_day"],
+        "warmup_daily_cap": engine.warmup_cap(st, r["warmup_day"], settings),
+        "hourly_limit": engine.hourly_cap(st, settings),
+        "spike_max_multiplier": float(r["spike_max_multiplier"]),
+        "daily_average_7d": round(st.history_avg, 2),
+        "spike_daily_cap": engine.spike_cap(st, settings),
+        "transfer_monthly_mb": r["transfer_monthly_mb"],
+    }
+
+
+@endpoint(bp, "/domains/<name>/outbound", "GET", role="either",
+          summary="Outbound settings and counters of a domain")
+def get_outbound(cur, caller, name):
+    row = visible_domain(cur, caller, names.domain_name(name))
+    return outbound_json(cur, row["name"])
+
+
+@endpoint(bp, "/domains/<name>/outbound", "PUT", role="either", body=OutboundUpdate,
+          summary="Change outbound settings (tier, enforcement, status, warm-up, spike, provider: master only)")
+def put_outbound(cur, caller, name, body):
+    if not body:
+        raise ApiError(400, "at least one outbound field is required")
+    if not caller.is_master and any(f in body for f in MASTER_FIELDS):
+        raise ApiError(403, "Master token required")
+    row = visible_domain(cur, caller, names.domain_name(name), lock=True)
+    sets, params = [], []
+    for f, v in body.items():
+        col = "provider_verified" if f == "ses_verified" else f
+        sets.append(f"{col} = %s")
+        params.append(v)
+    if "ses_verified" in body:
+        sets.append("provider_verified_at = CASE WHEN %s THEN now() END")
+        params.append(body["ses_verified"])
+    if body.get("outbound_status") == "active" and "outbound_status_reason" not in body:
+        sets.append("outbound_status_reason = NULL")
+    cur.execute(f"UPDATE domains SET {', '.join(sets)}, updated_at = now() WHERE id = %s",
+                params + [row["id"]])
+    return outbound_json(cur, row["name"])
+
+
+@endpoint(bp, "/domains/<name>/outbound/increment", "POST", role="master", body=Increment,
+          summary="Atomic check-and-count of one message (the policy daemon's decision)")
+def increment(cur, caller, name, body):
+    """The same rules as the policy daemon at END-OF-MESSAGE, in the same
+    code (policy/engine.py): domain rules, then the counters under lock.
+    `allowed: false` counts nothing; soft enforcement over a cap answers
+    `allowed: true` with a `reason`."""
+    row = visible_domain(cur, caller, names.domain_name(name))
+    cur.execute(engine.DOMAIN_STATE_SQL, (row["name"],))
+    state = engine.DomainState.from_row(cur.fetchone())
+    verdict = engine.domain_check(state)
+    counters = None
+    if verdict is None:
+        msg = engine.Message(key="api:" + (body.get("message_id") or uuid.uuid4().hex), state=state,
+                             units=body.get("count", 1), nbytes=body.get("bytes", 0))
+        engine.decide_batch_sync(cur, [msg], engine.Settings.from_env())
+        verdict, counters = msg.result, msg.counters
+    if counters is None:
+        cur.execute("SELECT sent_today, sent_month FROM outbound_counters WHERE domain_id = %s", (row["id"],))
+        counters = cur.fetchone()
+    return {"name": row["name"], "outbound_sent_today": counters["sent_today"],
+            "outbound_sent_month": counters["sent_month"], "allowed": verdict.allowed,
+            "reason": verdict.reason}
+
+
+def _parse_day(value, default):
+    if value is None:
+        return default
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "day: expected YYYY-MM-DD")
+
+
+def _parse_month(value, default, field="month"):
+    if value is None:
+        return default
+    try:
+        y, m = value.split("-")
+        return dt.date(int(y), int(m), 1)
+    except ValueError:
+        raise ApiError(400, f"{field}: expected YYYY-MM")
+
+
+def _utc_today():
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+@endpoint(bp, "/outbound/reset-daily", "POST", role="master", body=ResetDaily,
+          summary="Close a day: store every domain's count in the history, then reset")
+def reset_daily(cur, caller, body):
+    """Idempotent per `day`: a second call for the same day changes nothing.
+    The history's last 7 rows feed spike detection; each closed day moves
+    warm-up one step."""
+    day = _parse_day(body.get("day"), _utc_today() - dt.timedelta(days=1))
+    cur.execute("LOCK TABLE outbound_resets IN SHARE ROW EXCLUSIVE MODE")
+    cur.execute("SELECT domains, done_at FROM outbound_resets WHERE kind = 'daily' AND period = %s", (day,))
+    done = cur.fetchone()
+    if done:
+        return {"day": day.isoformat(), "domains": done["domains"], "already_done": True,
+                "done_at": done["done_at"].isoformat()}
+    # Lock every counters row (the daemons' batches wait a moment), copy, reset.
+    cur.execute("SELECT domain_id FROM outbound_counters ORDER BY domain_id FOR UPDATE")
+    cur.execute("INSERT INTO outbound_history (domain_id, day, sent, bytes, overage) "
+                "SELECT domain_id, %s, sent_today, 0, overage_today FROM outbound_counters "
+                "ON CONFLICT (domain_id, day) DO NOTHING", (day,))
+    cur.execute("UPDATE outbound_counters SET sent_today = 0, overage_today = 0, "
+                "spike_warnings_today = 0, warmup_day = warmup_day + 1, updated_at = now()")
+    n = cur.rowcount
+    cur.execute("DELETE FROM outbound_messages WHERE counted_at < now() - interval '3 days'")
+    cur.execute("INSERT INTO outbound_resets (kind, period, domains) VALUES ('daily', %s, %s)", (day, n))
+    cur.execute("NOTIFY emboux_policy, '*'")
+    return {"day": day.isoformat(), "domains": n, "already_done": False}
+
+
+@endpoint(bp, "/outbound/reset-monthly", "POST", role="master", body=ResetMonthly,
+          summary="Freeze a month's counters into billing records, then reset")
+def reset_monthly(cur, caller, body):
+    """Idempotent per `month`: a second call for the same month changes nothing."""
+    first = _utc_today().replace(day=1)
+    month = _parse_month(body.get("month"), (first - dt.timedelta(days=1)).replace(day=1))
+    cur.execute("LOCK TABLE outbound_resets IN SHARE ROW EXCLUSIVE MODE")
+    cur.execute("SELECT domains, done_at FROM outbound_resets WHERE kind = 'monthly' AND period = %s",
+                (month,))
+    done = cur.fetchone()
+    if done:
+        return {"month": month.strftime("%Y-%m"), "domains": done["domains"], "already_done": True,
+                "done_at": done["done_at"].isoformat()}
+    cur.execute("SELECT domain_id FROM outbound_counters ORDER BY domain_id FOR UPDATE")
+    cur.execute(
+        "INSERT INTO outbound_billing (domain_id, domain_name, partner_ref, month, sent, bytes, overage, "
+        " overage_bytes, bounce_count, complaint_count, monthly_limit, enforcement) "
+        "SELECT d.id, d.name, d.partner_ref, %s, c.sent_month, c.bytes_month, c.overage_month, "
+        " c.overage_bytes_month, c.bounce_count, c.complaint_count, d.outbound_monthly_limit, "
+        " d.outbound_enforcement "
+        "FROM outbound_counters c JOIN domains d ON d.id = c.domain_id "
+        "ON CONFLICT (domain_name, month) DO NOTHING", (month,))
+    cur.execute("UPDATE outbound_counters SET sent_month = 0, bytes_month = 0, overage_month = 0, "
+                "overage_bytes_month = 0, bounce_count = 0, complaint_count = 0, updated_at = now()")
+    n = cur.rowcount
+    cur.execute("INSERT INTO outbound_resets (kind, period, domains) VALUES ('monthly', %s, %s)", (month, n))
+    cur.execute("NOTIFY emboux_policy, '*'")
+    return {"month": month.strftime("%Y-%m"), "domains": n, "already_done": False}
+
+
+@endpoint(bp, "/outbound/billing", "GET", role="master", query=MonthQuery,
+          summary="Frozen monthly counters per domain (written by reset-monthly)")
+def billing(cur, caller, query):
+    month = _parse_month(query.get("month"), None)
+    sql = ("SELECT domain_name, partner_ref, month, sent, bytes, overage, overage_bytes, bounce_count, "
+           "complaint_count, monthly_limit, enforcement, frozen_at FROM outbound_billing")
+    params = []
+    if month:
+        sql += " WHERE month = %s"
+        params.append(month)
+    cur.execute(sql + " ORDER BY month, domain_name", params)
+    out = []
+    for r in cur.fetchall():
+        r = dict(r)
+        r["month"] = r["month"].strftime("%Y-%m")
+        r["frozen_at"] = r["frozen_at"].isoformat()
+        out.append(r)
+    return {"entries": out, "count": len(out)}
+
+
+@endpoint(bp, "/suppression/check/<email>", "GET", role="either",
+          summary="Is an address on the suppression list, and why")
+def suppression_check(cur, caller, email):
+    email = email.strip().lower()
+    if email.count("@") != 1 or len(email) > 320:
+        raise ApiError(400, f"email: invalid email address {email!r}")
+    local, _, domain = email.partition("@")
+    email = f"{local}@{names.domain_name(domain, 'email')}"
+    cur.execute(engine.SUPPRESSION_SQL, (email,))
+    reasons = [r["reason"] for r in cur.fetchall()]
+    return {"email": email, "suppressed": bool(reasons), "reasons": reasons}
