@@ -7,37 +7,47 @@ DOMAIN_COLUMNS = ("d.id, d.name, d.partner_ref, d.status, d.parent_id, d.wildcar
                   "d.retention_days, d.transfer_monthly_mb, d.created_at, d.updated_at")
 
 
-def visible_domain(cur, caller, name, lock=False):
-    """The domain row if the caller may see it, else 404 'Domain not found'."""
-    sql = f"SELECT {DOMAIN_COLUMNS} FROM domains d WHERE d.name = %s"
-    params = [name]
-    if not caller.is_master:
-        sql += " AND d.partner_ref = %s"
-        params.append(caller.partner_ref)
-    if lock:
-        sql += " FOR UPDATE OF d"
+def scoped(sql, params, caller, column="d.partner_ref"):
+    """Append the caller's tenant filter to a query that has a WHERE clause."""
+    if caller.is_master:
+        return sql, params
+    return f"{sql} AND {column} = %s", [*params, caller.partner_ref]
+
+
+def scoped_list(sql, caller, query, table):
+    """A list query scoped to the caller, filtered by ?domain_id= when given."""
+    sql, params = scoped(sql, [], caller)
+    if "domain_id" in query:
+        sql += f" AND {table}.domain_id = %s"
+        params.append(query["domain_id"])
+    return sql, params
+
+
+def _one_visible(cur, caller, sql, params, lock_of, what):
+    sql, params = scoped(sql, params, caller)
+    if lock_of:
+        sql += f" FOR UPDATE OF {lock_of}"
     cur.execute(sql, params)
     row = cur.fetchone()
     if row is None:
-        raise not_found("Domain")
+        raise not_found(what)
     return row
+
+
+def visible_domain(cur, caller, name, lock=False):
+    """The domain row if the caller may see it, else 404 'Domain not found'."""
+    return _one_visible(cur, caller, f"SELECT {DOMAIN_COLUMNS} FROM domains d WHERE d.name = %s",
+                        [name], "d" if lock else None, "Domain")
 
 
 def visible_mailbox(cur, caller, email, lock=False):
-    sql = ("SELECT m.id, m.domain_id, m.email, m.local_part, m.quota_mb, m.active, "
-           "m.created_at, m.updated_at, d.name AS domain, d.partner_ref "
-           "FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE m.email = %s")
-    params = [email]
-    if not caller.is_master:
-        sql += " AND d.partner_ref = %s"
-        params.append(caller.partner_ref)
-    if lock:
-        sql += " FOR UPDATE OF m"
-    cur.execute(sql, params)
-    row = cur.fetchone()
-    if row is None:
-        raise not_found("User")
-    return row
+    """The mailbox row (with its domain) if the caller may see it, else 404 'User not found'."""
+    return _one_visible(
+        cur, caller,
+        "SELECT m.id, m.domain_id, m.email, m.local_part, m.quota_mb, m.active, "
+        "m.created_at, m.updated_at, d.name AS domain, d.partner_ref "
+        "FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE m.email = %s",
+        [email], "m" if lock else None, "User")
 
 
 def lock_partner(cur, partner_ref):

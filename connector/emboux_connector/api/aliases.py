@@ -6,7 +6,7 @@ from flask import Blueprint
 from .. import names, schemas
 from ..errors import ApiError, not_found
 from ..routing import endpoint
-from ..tenancy import partner_quotas, visible_domain
+from ..tenancy import partner_quotas, scoped, scoped_list, visible_domain
 
 bp = Blueprint("aliases", __name__)
 
@@ -82,23 +82,14 @@ def create_alias(cur, caller, body):
 @endpoint(bp, "/aliases/", "GET", role="either", query=schemas.DomainIdQuery,
           summary="List aliases")
 def list_aliases(cur, caller, query):
-    sql, params = _GROUPED + "WHERE true", []
-    if not caller.is_master:
-        sql += " AND d.partner_ref = %s"
-        params.append(caller.partner_ref)
-    if "domain_id" in query:
-        sql += " AND a.domain_id = %s"
-        params.append(query["domain_id"])
+    sql, params = scoped_list(_GROUPED + "WHERE true", caller, query, "a")
     cur.execute(sql + " GROUP BY a.domain_id, a.source ORDER BY a.source", params)
     return [alias_json(r) for r in cur.fetchall()]
 
 
 def _visible_alias(cur, caller, source):
     source, _ = names.alias_source(source, "source")
-    sql, params = _GROUPED + "WHERE a.source = %s", [source]
-    if not caller.is_master:
-        sql += " AND d.partner_ref = %s"
-        params.append(caller.partner_ref)
+    sql, params = scoped(_GROUPED + "WHERE a.source = %s", [source], caller)
     cur.execute(sql + " GROUP BY a.domain_id, a.source", params)
     row = cur.fetchone()
     if row is None:

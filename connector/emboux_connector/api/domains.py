@@ -7,7 +7,7 @@ from .. import names, schemas, stores
 from ..errors import ApiError, not_found
 from ..routing import after_commit, endpoint
 from ..tenancy import (DOMAIN_COLUMNS, check_domain_quota, ensure_partner, lock_partner,
-                       recount_domains, visible_domain)
+                       recount_domains, scoped, visible_domain)
 
 bp = Blueprint("domains", __name__)
 
@@ -66,12 +66,8 @@ def create_domain(cur, caller, body):
 
 @endpoint(bp, "/domains/", "GET", role="either", summary="List domains")
 def list_domains(cur, caller):
-    sql = (f"SELECT {DOMAIN_COLUMNS}, p.name AS parent FROM domains d "
-           "LEFT JOIN domains p ON p.id = d.parent_id")
-    params = []
-    if not caller.is_master:
-        sql += " WHERE d.partner_ref = %s"
-        params.append(caller.partner_ref)
+    sql, params = scoped(f"SELECT {DOMAIN_COLUMNS}, p.name AS parent FROM domains d "
+                         "LEFT JOIN domains p ON p.id = d.parent_id WHERE true", [], caller)
     cur.execute(sql + " ORDER BY d.name", params)
     return [domain_json(r) for r in cur.fetchall()]
 

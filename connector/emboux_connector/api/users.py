@@ -5,7 +5,7 @@ from flask import Blueprint, current_app
 from .. import names, passwords, schemas, stores
 from ..errors import ApiError
 from ..routing import after_commit, endpoint
-from ..tenancy import partner_quotas, visible_domain, visible_mailbox
+from ..tenancy import partner_quotas, scoped_list, visible_domain, visible_mailbox
 
 bp = Blueprint("users", __name__)
 
@@ -56,15 +56,9 @@ def create_user(cur, caller, body):
 @endpoint(bp, "/users/", "GET", role="either", query=schemas.DomainIdQuery,
           summary="List mailboxes")
 def list_users(cur, caller, query):
-    sql = ("SELECT m.id, m.domain_id, m.email, m.quota_mb, m.active, m.created_at, m.updated_at "
-           "FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE true")
-    params = []
-    if not caller.is_master:
-        sql += " AND d.partner_ref = %s"
-        params.append(caller.partner_ref)
-    if "domain_id" in query:
-        sql += " AND m.domain_id = %s"
-        params.append(query["domain_id"])
+    sql, params = scoped_list(
+        "SELECT m.id, m.domain_id, m.email, m.quota_mb, m.active, m.created_at, m.updated_at "
+        "FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE true", caller, query, "m")
     cur.execute(sql + " ORDER BY m.email", params)
     return [user_json(r) for r in cur.fetchall()]
 
