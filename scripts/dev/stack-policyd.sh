@@ -1,0 +1,41 @@
+# The outbound policy daemon (emboux-policyd, connector/emboux_connector/policy):
+# Postfix's submission service asks it at RCPT and END-OF-MESSAGE
+# (docker/postfix/main.cf, "outbound policy"). See docs/outbound.md.
+#   stack_policyd_up / stack_policyd_down / stack_policyd_status (see ./dev)
+
+# Exported when ./dev is sourced: docker/render.sh (run by stack-mail, which
+# comes first) puts them into main.cf.
+export POLICYD_HOST=127.0.0.1
+POLICYD_PORT=$(env_port POLICYD_PORT 10040)
+export POLICYD_PORT
+
+policyd_stamp() {  # code + settings the running daemon was started with
+    { cat "$ROOT"/connector/emboux_connector/policy/*.py; env_get MAILDB_DSN; } 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+stack_policyd_up() {
+    local want; want=$(policyd_stamp)
+    if pid_alive policyd && wait_port "$POLICYD_HOST" "$POLICYD_PORT" 1 \
+        && [ "$(cat "$RUN/policyd.sha" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    pid_stop policyd
+    say "starting emboux-policyd on $POLICYD_HOST:$POLICYD_PORT"
+    (
+        set -a; . "$ENV_FILE"; set +a
+        export POLICYD_DSN="$MAILDB_DSN"
+        exec setsid "$VENV/bin/emboux-policyd" --listen "$POLICYD_HOST:$POLICYD_PORT" \
+            </dev/null >>"$LOG/policyd.log" 2>&1
+    ) &
+    echo $! >"$RUN/policyd.pid"
+    wait_port "$POLICYD_HOST" "$POLICYD_PORT" 15 || die "emboux-policyd not listening (see $LOG/policyd.log)"
+    echo "$want" >"$RUN/policyd.sha"
+}
+
+stack_policyd_down() { pid_stop policyd; rm -f "$RUN/policyd.sha"; }
+
+stack_policyd_status() {
+    local st=down
+    pid_alive policyd && st=up
+    echo "  policy daemon   $POLICYD_HOST:$POLICYD_PORT   (emboux-policyd $st; log $LOG/policyd.log)"
+}
