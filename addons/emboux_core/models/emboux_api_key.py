@@ -53,7 +53,7 @@ class EmbouxApiKey(models.Model):
                                     {"partner_ref": t.partner_ref, "domains_allowed": t.domains_allowed,
                                      "mailboxes_per_domain": t.mailboxes_per_domain,
                                      "aliases_per_mailbox": t.aliases_per_mailbox, "active": key.active,
-                                     "expires_at": key.expires_at and key.expires_at.isoformat() + "Z"},
+                                     "expires_at": key.expires_at.isoformat() + "Z" if key.expires_at else None},
                                     secret=token, secret_field="token")
         return keys
 
@@ -65,7 +65,7 @@ class EmbouxApiKey(models.Model):
             for key in self:
                 key._emboux_enqueue("api_key.update", "PUT", "/api-keys/{token}",
                                     {"active": key.active,
-                                     "expires_at": key.expires_at and key.expires_at.isoformat() + "Z"})
+                                     "expires_at": key.expires_at.isoformat() + "Z" if key.expires_at else None})
         return res
 
     def _emboux_enqueue_delete(self):

@@ -77,10 +77,11 @@ class EmbouxDomain(models.Model):
                 raise UserError(_("The domain %s is already managed in Odoo.", vals["name"]))
         for tenant_id, n in new_per_tenant.items():
             tenant = Tenant.browse(tenant_id).sudo()
-            if tenant.domains_allowed and tenant.domains_used + n > tenant.domains_allowed:
+            used = self.sudo().with_context(active_test=False).search_count([("tenant_id", "=", tenant.id)])
+            if tenant.domains_allowed and used + n > tenant.domains_allowed:
                 raise UserError(_("%(tenant)s may host %(allowed)s domain(s) and already has %(used)s: "
                                   "raise the tenant's domain quota first.",
-                                  tenant=tenant.name, allowed=tenant.domains_allowed, used=tenant.domains_used))
+                                  tenant=tenant.name, allowed=tenant.domains_allowed, used=used))
         client = self.env["emboux.connector"]._client()
         for vals in vals_list:
             if self._emboux_lookup_remote(f"/domains/{client.q(vals['name'])}"):

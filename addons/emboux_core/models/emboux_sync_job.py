@@ -146,12 +146,15 @@ class EmbouxSyncJob(models.Model):
         now = fields.Datetime.now()
         jobs = self.sudo().search([("state", "=", "pending")], order="id", limit=limit)
         blocked = set()
+        reasons = {}
         ready = []
         for job in jobs:
             if job.lane in blocked:
                 continue
             if job.next_attempt_at and job.next_attempt_at > now:
                 blocked.add(job.lane)  # an earlier job of this lane is backing off
+                if job.last_error:
+                    reasons.setdefault(job.lane, job.last_error)
                 continue
             ready.append(job)
         client = self.env["emboux.connector"]._client()
@@ -184,9 +187,19 @@ class EmbouxSyncJob(models.Model):
                 else:
                     job._mark_retry(result)
                     blocked.add(job.lane)
+                    reasons.setdefault(job.lane, str(result))
                 sent += 1
             if commit:
                 self.env.cr.commit()
+        # records waiting behind a failed change of their lane say why
+        for job in jobs:
+            if job.state == "pending" and job.lane in reasons and not job.last_error:
+                job.last_error = _("Waiting for an earlier change of this customer: %s", reasons[job.lane])
+                record = job._record()
+                if record:
+                    record._emboux_refresh_sync_state()
+        if commit:
+            self.env.cr.commit()
         return sent
 
     def _resolve_refusal(self, client, exc, body):

@@ -55,7 +55,8 @@ class EmbouxSyncMixin(models.AbstractModel):
             if failed:
                 vals = {"sync_state": "error", "sync_error": failed[0].last_error}
             elif jobs:
-                vals = {"sync_state": "pending", "sync_error": jobs[0].last_error or False}
+                vals = {"sync_state": "pending",
+                        "sync_error": next((j.last_error for j in jobs if j.last_error), False)}
             else:
                 vals = {"sync_state": "synced", "sync_error": False, "last_sync_at": fields.Datetime.now()}
             rec.with_context(emboux_no_sync=True).sudo().write(vals)

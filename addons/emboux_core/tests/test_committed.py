@@ -1,0 +1,203 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""Behaviour across real commits and rollbacks, with real cursors (these
+tests commit in the test database and clean up after themselves):
+- an Odoo rollback leaves no orphan in the mail DB;
+- connector stopped -> change queued -> connector started -> applied;
+- delta sync from the connector into Odoo, without echo.
+A private connector (gunicorn from var/venv, same mail DB) is started and
+stopped here, so the shared one of the dev stack is never interrupted."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from odoo import SUPERUSER_ID, api
+from odoo.tests.common import TransactionCase
+
+from .common import API_KEY, API_URL, TEST_TLD, api as rest, maildb, require_stack, uniq
+
+ROOT = Path(os.environ.get("ROOT") or Path(__file__).resolve().parents[3])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateConnector:
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        gunicorn = ROOT / "var" / "venv" / "bin" / "gunicorn"
+        self.proc = subprocess.Popen(
+            [str(gunicorn), "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4",
+             "--chdir", str(ROOT), "emboux_connector.wsgi:app"],
+            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(150):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("private connector did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
+        self.proc = None
+
+
+class TestCommitted(TransactionCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        require_stack()
+
+    def run_in_new_cursor(self, fn, commit=True):
+        """fn(env) in a real transaction of its own; commit (post-commit
+        hooks fire) or roll back."""
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            result = fn(env)
+            if commit:
+                cr.commit()
+            else:
+                cr.rollback()
+            return result
+
+    def setup_stack(self, url=None):
+        ref = uniq("c-")
+
+        def setup(env):
+            icp = env["ir.config_parameter"].sudo()
+            icp.set_param("emboux.connector_url", url or API_URL)
+            icp.set_param("emboux.master_token", API_KEY)
+            partner = env["res.partner"].create({"name": "Committed test customer"})
+            return env["emboux.tenant"].create({"name": ref, "partner_ref": ref, "partner_id": partner.id,
+                                                "mailboxes_per_domain": 10}).id
+        tenant_id = self.run_in_new_cursor(setup)
+        self.addCleanup(self.run_in_new_cursor, lambda env: env["ir.config_parameter"].sudo().set_param(
+            "emboux.connector_url", API_URL))
+        return tenant_id, ref
+
+    def cleanup_domain(self, name):
+        def drop(env):
+            env["emboux.domain"].with_context(emboux_no_sync=True, active_test=False).search(
+                [("name", "=", name)]).unlink()
+        self.addCleanup(rest, "DELETE", f"/domains/{name}")
+        self.addCleanup(self.run_in_new_cursor, drop)
+
+    def state_of(self, model, rec_id):
+        return self.run_in_new_cursor(
+            lambda env: env[model].with_context(active_test=False).browse(rec_id).read(
+                ["sync_state", "sync_error"])[0], commit=False)
+
+    def test_rollback_leaves_no_orphan(self):
+        tenant_id, ref = self.setup_stack()
+        name = f"{uniq('rb')}.{TEST_TLD}"
+        self.cleanup_domain(name)
+
+        def create_then_fail(env):
+            dom = env["emboux.domain"].create({"name": name, "tenant_id": tenant_id})
+            env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "x", "password": "Passw0rd-rb"})
+            return dom.id
+        self.run_in_new_cursor(create_then_fail, commit=False)
+        time.sleep(0.5)
+        self.assertEqual(maildb("SELECT count(*) FROM domains WHERE name = %s", (name,))[0][0], 0)
+        self.assertEqual(self.run_in_new_cursor(
+            lambda env: env["emboux.domain"].search_count([("name", "=", name)]), commit=False), 0)
+        self.assertEqual(self.run_in_new_cursor(
+            lambda env: env["emboux.sync.job"].search_count([("res_name", "ilike", name)]), commit=False), 0)
+        # the same change committed does reach the mail DB (the test can fail)
+        self.run_in_new_cursor(create_then_fail)
+        self.assertEqual(maildb("SELECT count(*) FROM domains WHERE name = %s", (name,))[0][0], 1)
+        self.assertEqual(maildb("SELECT count(*) FROM mailboxes WHERE email = %s", (f"x@{name}",))[0][0], 1)
+
+    def test_connector_down_then_up(self):
+        conn = PrivateConnector()
+        self.addCleanup(conn.stop)
+        tenant_id, ref = self.setup_stack(url=conn.url)  # the connector is not running yet
+        name = f"{uniq('down')}.{TEST_TLD}"
+        self.cleanup_domain(name)
+
+        def create(env):
+            dom = env["emboux.domain"].create({"name": name, "tenant_id": tenant_id})
+            box = env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "q", "password": "Passw0rd-q1",
+                                                "catch_all": True})
+            return dom.id, box.id
+        dom_id, box_id = self.run_in_new_cursor(create)  # commits; post-commit dispatch fails: queued
+        st = self.state_of("emboux.domain", dom_id)
+        self.assertEqual(st["sync_state"], "pending")
+        self.assertIn("cannot be reached", st["sync_error"])
+        self.assertEqual(maildb("SELECT count(*) FROM domains WHERE name = %s", (name,))[0][0], 0)
+        jobs = self.run_in_new_cursor(lambda env: env["emboux.sync.job"].search_read(
+            [("lane", "=", f"partner:{ref}")], ["state", "attempts", "kind"]), commit=False)
+        self.assertTrue(jobs and all(j["state"] == "pending" for j in jobs), jobs)
+        # the cron runs while the connector is still down: still queued, with back-off
+        self.run_in_new_cursor(lambda env: env["emboux.sync.job"]._cron_process_queue())
+        self.assertEqual(maildb("SELECT count(*) FROM domains WHERE name = %s", (name,))[0][0], 0)
+
+        conn.start()
+        # the cron honours the back-off; "Retry" sends at once
+        self.run_in_new_cursor(lambda env: env["emboux.domain"].browse(dom_id).action_emboux_retry_sync())
+        self.run_in_new_cursor(lambda env: env["emboux.sync.job"].search(
+            [("lane", "=", f"partner:{ref}"), ("state", "=", "pending")]).action_retry())
+        self.assertEqual(maildb("SELECT partner_ref FROM domains WHERE name = %s", (name,)), [(ref,)])
+        self.assertEqual(maildb("SELECT count(*) FROM mailboxes WHERE email = %s", (f"q@{name}",))[0][0], 1)
+        self.assertEqual(maildb("SELECT destination FROM aliases WHERE source = %s", (f"@{name}",)), [(f"q@{name}",)])
+        self.assertEqual(self.state_of("emboux.domain", dom_id)["sync_state"], "synced")
+        self.assertEqual(self.state_of("emboux.mailbox", box_id)["sync_state"], "synced")
+        # and nothing holds a password any more
+        self.assertFalse(self.run_in_new_cursor(lambda env: env["emboux.sync.job"].search(
+            [("lane", "=", f"partner:{ref}"), ("secret_sealed", "!=", False)]).ids, commit=False))
+
+    def test_delta_sync_pull_without_echo_and_push_back(self):
+        tenant_id, ref = self.setup_stack()
+        # start the feed now (the shared mail DB holds other tests' history)
+        now = datetime.now(timezone.utc).isoformat()
+        self.run_in_new_cursor(lambda env: env["ir.config_parameter"].sudo().set_param("emboux.changes_since", now))
+        name = f"{uniq('pull')}.{TEST_TLD}"
+        self.cleanup_domain(name)
+        # another integrator works through the REST API
+        self.assertEqual(rest("POST", "/domains/", json={"name": name, "partner_ref": ref}).status_code, 201)
+        self.assertEqual(rest("POST", "/users/", json={"domain_name": name, "email": f"api@{name}",
+                                                       "password": "Passw0rd-api", "quota_mb": 77}).status_code, 201)
+        self.assertEqual(rest("POST", "/aliases/", json={"domain_name": name, "source": f"@{name}",
+                                                         "destination": f"api@{name}"}).status_code, 201)
+        self.assertEqual(rest("PUT", f"/domains/{name}/suspend").status_code, 200)
+
+        def pull_and_look(env):
+            env["emboux.change.feed"]._pull_changes()
+            dom = env["emboux.domain"].search([("name", "=", name)])
+            box = env["emboux.mailbox"].search([("email", "=", f"api@{name}")])
+            jobs = env["emboux.sync.job"].search_count([("lane", "=", f"partner:{ref}"), ("kind", "!=", "api_key.create")])
+            return dict(dom=dom.read(["tenant_id", "state", "sync_state"]), box=box.read(["quota_mb", "catch_all"]),
+                        jobs=jobs, box_id=box.id)
+        seen = self.run_in_new_cursor(pull_and_look)
+        self.assertEqual(seen["dom"][0]["tenant_id"][0], tenant_id)
+        self.assertEqual(seen["dom"][0]["state"], "suspended")
+        self.assertEqual(seen["dom"][0]["sync_state"], "synced")
+        self.assertEqual(seen["box"][0]["quota_mb"], 77)
+        self.assertTrue(seen["box"][0]["catch_all"])
+        self.assertEqual(seen["jobs"], 0, "pulled changes are not echoed back")
+        # pulling again changes nothing and echoes nothing
+        self.assertEqual(self.run_in_new_cursor(pull_and_look)["jobs"], 0)
+        # Odoo -> platform on a pulled record
+        self.run_in_new_cursor(lambda env: env["emboux.mailbox"].browse(seen["box_id"]).write({"quota_mb": 99}))
+        self.assertEqual(maildb("SELECT quota_mb FROM mailboxes WHERE email = %s", (f"api@{name}",)), [(99,)])
+        # deleted through the API -> archived in Odoo
+        self.assertEqual(rest("DELETE", f"/users/api@{name}").status_code, 204)
+        self.run_in_new_cursor(lambda env: env["emboux.change.feed"]._pull_changes())
+        active = self.run_in_new_cursor(lambda env: env["emboux.mailbox"].with_context(active_test=False).browse(
+            seen["box_id"]).active, commit=False)
+        self.assertFalse(active)

@@ -1,0 +1,164 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""Every create/write/unlink hook, end to end into the mail DB."""
+
+import hashlib
+
+from passlib.hash import sha512_crypt
+
+from .common import EmbouxCase, maildb
+
+
+def verify(password, stored):
+    assert stored.startswith("{SHA512-CRYPT}"), stored
+    return sha512_crypt.verify(password, stored[len("{SHA512-CRYPT}"):])
+
+
+class TestSyncHooks(EmbouxCase):
+
+    def test_domain_create_is_queued_then_applied(self):
+        dom = self.new_domain()
+        self.assertEqual(dom.sync_state, "pending")
+        self.assertTrue(self.pending_jobs(dom), "the change is queued in the same transaction")
+        self.assertIsNone(self.mail_domain(dom.name), "nothing reaches the mail DB before commit")
+        self.flush_queue()
+        self.assertEqual(dom.sync_state, "synced")
+        self.assertTrue(dom.remote_id)
+        name, ref, status, _r, _t = self.mail_domain(dom.name)
+        self.assertEqual((ref, status), (self.tenant.partner_ref, "active"))
+
+    def test_domain_suspend_activate_retention_transfer(self):
+        dom = self.new_domain()
+        self.flush_queue()
+        self.env.cr.precommit.run()
+        dom.action_suspend()
+        self.env.cr.precommit.run()  # (tracking is written at commit time)
+        self.flush_queue()
+        self.assertEqual(self.mail_domain(dom.name)[2], "suspended")
+        dom.action_activate()
+        dom.write({"retention_days": 30, "transfer_monthly_mb": 2048})
+        self.flush_queue()
+        self.assertEqual(self.mail_domain(dom.name)[2:], ("active", 30, 2048))
+        self.assertEqual(dom.sync_state, "synced")
+        # tracking: the state change is in the chatter
+        self.assertTrue(dom.message_ids.tracking_value_ids.filtered(lambda t: t.field_id.name == "state"))
+
+    def test_domain_unlink_removes_it_and_children(self):
+        dom = self.new_domain()
+        self.env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "gone", "password": "Passw0rd-gone"})
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT count(*) FROM mailboxes WHERE email = %s", (f"gone@{dom.name}",))[0][0], 1)
+        name = dom.name
+        dom.unlink()
+        self.flush_queue()
+        self.assertIsNone(self.mail_domain(name))
+        self.assertEqual(maildb("SELECT count(*) FROM mailboxes WHERE email = %s", (f"gone@{name}",))[0][0], 0)
+
+    def test_mailbox_password_quota_and_delete(self):
+        dom = self.new_domain()
+        box = self.env["emboux.mailbox"].create(
+            {"domain_id": dom.id, "local_part": "Alice", "password": "first-Passw0rd", "quota_mb": 300})
+        self.assertEqual(box.email, f"alice@{dom.name}")
+        self.flush_queue()
+        self.assertEqual(box.sync_state, "synced")
+        (stored, quota), = maildb("SELECT password_hash, quota_mb FROM mailboxes WHERE email = %s", (box.email,))
+        self.assertTrue(verify("first-Passw0rd", stored))
+        self.assertEqual(quota, 300)
+        box.write({"password": "second-Passw0rd", "quota_mb": 500})
+        self.flush_queue()
+        (stored, quota), = maildb("SELECT password_hash, quota_mb FROM mailboxes WHERE email = %s", (box.email,))
+        self.assertTrue(verify("second-Passw0rd", stored))
+        self.assertFalse(verify("first-Passw0rd", stored))
+        self.assertEqual(quota, 500)
+        email = box.email
+        box.unlink()
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT count(*) FROM mailboxes WHERE email = %s", (email,))[0][0], 0)
+
+    def test_catch_all_tick_and_untick(self):
+        dom = self.new_domain()
+        box = self.env["emboux.mailbox"].create(
+            {"domain_id": dom.id, "local_part": "all", "password": "catch-all-Passw0rd", "catch_all": True})
+        self.flush_queue()
+        rows = maildb("SELECT destination FROM aliases WHERE source = %s", (f"@{dom.name}",))
+        self.assertEqual(rows, [(box.email,)])
+        other = self.env["emboux.mailbox"].create(
+            {"domain_id": dom.id, "local_part": "other", "password": "other-Passw0rd"})
+        other.catch_all = True  # moves the catch-all
+        self.flush_queue()
+        self.assertFalse(box.catch_all)
+        self.assertEqual(maildb("SELECT destination FROM aliases WHERE source = %s", (f"@{dom.name}",)),
+                         [(other.email,)])
+        other.catch_all = False
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT count(*) FROM aliases WHERE source = %s", (f"@{dom.name}",))[0][0], 0)
+        self.assertFalse(self.env["emboux.alias"].search([("source", "=", f"@{dom.name}")]))
+
+    def test_alias_create_update_delete(self):
+        dom = self.new_domain()
+        self.env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "bob", "password": "bob-Passw0rd1"})
+        alias = self.env["emboux.alias"].create(
+            {"domain_id": dom.id, "source": "sales", "destinations": f"bob@{dom.name}, ext@example.org"})
+        self.assertEqual(alias.source, f"sales@{dom.name}")
+        self.flush_queue()
+        dests = {r[0] for r in maildb("SELECT destination FROM aliases WHERE source = %s", (alias.source,))}
+        self.assertEqual(dests, {f"bob@{dom.name}", "ext@example.org"})
+        alias.destinations = "ext@example.org"
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT destination FROM aliases WHERE source = %s", (alias.source,)),
+                         [("ext@example.org",)])
+        source = alias.source
+        alias.unlink()
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT count(*) FROM aliases WHERE source = %s", (source,))[0][0], 0)
+
+    def test_tenant_quotas_reach_the_connector(self):
+        self.env.cr.precommit.run()
+        self.tenant.write({"mailboxes_per_domain": 7, "domains_allowed": 9, "aliases_per_mailbox": 4})
+        self.env.cr.precommit.run()  # (tracking is written at commit time)
+        self.flush_queue()
+        self.assertEqual(self.tenant.sync_state, "synced")
+        row = maildb("SELECT domains_allowed, mailboxes_per_domain, aliases_per_mailbox FROM partners "
+                     "WHERE partner_ref = %s", (self.tenant.partner_ref,))
+        self.assertEqual(row, [(9, 7, 4)])
+        # tracked on the tenant
+        self.assertTrue(self.tenant.message_ids.tracking_value_ids.filtered(
+            lambda t: t.field_id.name == "mailboxes_per_domain"))
+
+    def test_api_key_lifecycle_token_only_hashed(self):
+        res = self.env["emboux.api.key"].create_with_token({"tenant_id": self.tenant.id, "name": "CI key"})
+        key = self.env["emboux.api.key"].browse(res["id"])
+        token = res["token"]
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        self.assertEqual(key.token_hash, digest)
+        self.flush_queue()
+        self.assertEqual(key.sync_state, "synced", key.sync_error)
+        self.assertEqual(maildb("SELECT active FROM api_keys WHERE token_hash = %s", (digest,)), [(True,)])
+        # the token works against the REST API as the tenant
+        from .common import api
+        self.assertEqual(api("GET", "/domains/", token=token).status_code, 200)
+        # the plain token is in no column of Odoo's tables
+        self.env.flush_all()
+        self.env.cr.execute("SELECT count(*) FROM emboux_api_key WHERE token_sealed LIKE %s OR token_hash = %s",
+                            (f"%{token}%", token))
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+        self.env.cr.execute("SELECT count(*) FROM emboux_sync_job WHERE payload LIKE %s OR path LIKE %s "
+                            "OR secret_sealed LIKE %s", (f"%{token}%",) * 3)
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+        key.active = False
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT active FROM api_keys WHERE token_hash = %s", (digest,)), [(False,)])
+        self.assertEqual(api("GET", "/domains/", token=token).status_code, 403)
+        key.unlink()
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE token_hash = %s", (digest,)), [(0,)])
+
+    def test_replayed_job_is_harmless(self):
+        """A job sent twice (e.g. the answer was lost) has the effect of one."""
+        dom = self.new_domain()
+        self.flush_queue()
+        job = self.env["emboux.sync.job"].search([("res_model", "=", "emboux.domain"), ("res_id", "=", dom.id),
+                                                  ("kind", "=", "domain.create")])
+        job.state = "pending"
+        self.flush_queue()
+        self.assertEqual(job.state, "done", job.last_error)
+        self.assertEqual(dom.sync_state, "synced")
