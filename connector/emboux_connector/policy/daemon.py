@@ -335,9 +335,11 @@ class Policy:
         now = time.monotonic()
         for m, fut in batch:
             v = m.result
-            if not v.allowed and v.kind in ("hourly", "daily", "warmup", "monthly", "transfer", "spike"):
-                # this domain cannot take another recipient: refuse at RCPT
-                # until it might (an invalidation clears it sooner)
+            if (not v.allowed and v.kind in ("hourly", "daily", "warmup", "monthly", "transfer", "spike")
+                    and not isinstance(engine.count_check(m.state, dict(m.counters), 1, 0, self.settings),
+                                       tuple)):
+                # this domain cannot take even one more recipient: refuse at
+                # RCPT until it might (an invalidation clears it sooner)
                 self.hints[m.state.id] = (v, now + HINT_TTL)
             elif v.allowed and m.state.id in self.hints:
                 del self.hints[m.state.id]

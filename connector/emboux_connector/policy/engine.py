@@ -195,8 +195,8 @@ def warmup_cap(state, warmup_day, settings):
     factor = PROFILES.get(state.warmup_profile)
     if factor is None:
         return None
-    day = min(max(warmup_day, 0), 2000)
-    cap = math.ceil(settings.warmup_start * factor ** day) if day < 2000 else 10**12
+    day = max(warmup_day, 0)
+    cap = math.ceil(round(settings.warmup_start * factor ** day, 6)) if day < 300 else 10**12
     if state.daily_limit and cap >= state.daily_limit:
         return None                     # reached the plan: warm-up is over
     return min(cap, 10**12)

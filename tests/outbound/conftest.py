@@ -1,0 +1,71 @@
+"""Fixtures of the outbound-control tests (helpers in outbound_helpers.py)."""
+
+import datetime as dt
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from outbound_helpers import Outbound, Submitter, free_port, wait_port
+
+
+@pytest.fixture(scope="session")
+def submit(devenv):
+    if not devenv.get("SUBMISSION_PORT") or not devenv.get("POLICYD_PORT"):
+        pytest.fail("the mail stack or the policy daemon is not up (./dev up)")
+    return Submitter(devenv)
+
+
+@pytest.fixture
+def outbound(api, tenant):
+    return Outbound(api, tenant)
+
+
+@pytest.fixture
+def policyd(devenv, tmp_path):
+    """policyd(dsn=None) -> port of a new emboux-policyd process (stopped at teardown)."""
+    procs = []
+
+    def start(dsn=None, **env):
+        port = free_port()
+        penv = dict(os.environ, POLICYD_DSN=dsn or devenv["MAILDB_DSN"], **env)
+        log = open(tmp_path / f"policyd-{port}.log", "wb")
+        exe = pathlib.Path(sys.executable).parent / "emboux-policyd"
+        p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}"], env=penv,
+                             stdout=log, stderr=subprocess.STDOUT)
+        procs.append(p)
+        assert wait_port(port), (tmp_path / f"policyd-{port}.log").read_text()
+        return port
+
+    yield start
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture
+def next_day(sql):
+    """A day no reset-daily has closed yet (tests close days of their own)."""
+    def make():
+        rows = sql("SELECT max(period) AS p FROM outbound_resets WHERE kind = 'daily'")
+        last = rows[0]["p"] or dt.date(2100, 1, 1)
+        return (max(last, dt.date(2100, 1, 1)) + dt.timedelta(days=1)).isoformat()
+    return make
+
+
+@pytest.fixture
+def next_month(sql):
+    def make():
+        rows = sql("SELECT max(period) AS p FROM outbound_resets WHERE kind = 'monthly'")
+        last = rows[0]["p"] or dt.date(2100, 1, 1)
+        last = max(last, dt.date(2100, 1, 1))
+        nxt = (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        return nxt.strftime("%Y-%m")
+    return make
+

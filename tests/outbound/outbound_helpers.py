@@ -1,0 +1,157 @@
+"""Helpers for tests/outbound. Outbound control end to end: real Postfix (submission), the real
+emboux-policyd that ./dev up runs, the real connector and mail DB.
+
+Helpers: `outbound` (a sending domain with two mailboxes and settings applied
+through the API), `submit` (send over the submission port with smtplib and
+collect what happened), `policyd` (start extra daemon processes on their own
+ports) and `PolicyClient` (speak the policy protocol directly).
+"""
+
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+
+
+PASSWORD = "correct horse 1"
+
+
+def _tls():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Submitter:
+    def __init__(self, env):
+        self.host = env.get("SMTP_HOST") or "127.0.0.1"
+        self.port = int(env["SUBMISSION_PORT"])
+
+    def connect(self, user=None, password=PASSWORD):
+        s = smtplib.SMTP(self.host, self.port, timeout=30)
+        s.ehlo("client.example.net")
+        s.starttls(context=_tls())
+        s.ehlo("client.example.net")
+        if user:
+            s.login(user, password)
+        return s
+
+    def send(self, user, rcpts, n=1, sender=None, body="hello\r\n", password=PASSWORD):
+        """Send n messages as `user`; a list of (accepted, code, text) per
+        message. A refusal closes the connection (smtpd counts errors)."""
+        rcpts = [rcpts] if isinstance(rcpts, str) else rcpts
+        sender = sender or user
+        out, s = [], None
+        for _ in range(n):
+            if s is None:
+                s = self.connect(user, password)
+            subject = f"ob-{uuid.uuid4().hex[:12]}"
+            msg = (f"From: {sender}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n"
+                   f"Message-ID: <{subject}@example.net>\r\n\r\n{body}")
+            try:
+                refused = s.sendmail(sender, rcpts, msg)
+                out.append((True, 250, str(refused)))
+                continue
+            except smtplib.SMTPRecipientsRefused as e:
+                code, text = next(iter(e.recipients.values()))
+            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as e:
+                code, text = e.smtp_code, e.smtp_error
+            out.append((False, code, text.decode(errors="replace") if isinstance(text, bytes) else text))
+            try:
+                s.quit()
+            except smtplib.SMTPException:
+                pass
+            s = None
+        if s is not None:
+            s.quit()
+        return out
+
+
+class Outbound:
+    """A tenant's sending domain with a sender and a local recipient."""
+
+    def __init__(self, api, tenant):
+        self.api, self.tenant = api, tenant
+        self.domain = tenant.domain()
+        self.alice = tenant.mailbox(self.domain, "alice")
+        self.bob = tenant.mailbox(self.domain, "bob")
+
+    def set(self, **fields):
+        r = self.api.put(f"/domains/{self.domain}/outbound", json=fields)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def get(self):
+        r = self.api.get(f"/domains/{self.domain}/outbound")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def accepted(results):
+    return sum(1 for ok, _, _ in results if ok)
+
+
+# --- the policy protocol, spoken directly ----------------------------------------
+class PolicyClient:
+    def __init__(self, port, host="127.0.0.1", timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def raw(self, data):
+        self.sock.sendall(data)
+        while b"\n\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("policy server closed the connection")
+            self.buf += chunk
+        reply, self.buf = self.buf.split(b"\n\n", 1)
+        assert reply.startswith(b"action="), reply
+        return reply[len(b"action="):].decode()
+
+    def ask(self, **attrs):
+        attrs.setdefault("request", "smtpd_access_policy")
+        return self.raw("".join(f"{k}={v}\n" for k, v in attrs.items()).encode() + b"\n")
+
+    def message(self, login, rcpt, queue_id=None, size=1000, sender=None):
+        """RCPT then END-OF-MESSAGE, as smtpd asks: the END-OF-MESSAGE action."""
+        queue_id = queue_id or uuid.uuid4().hex[:12].upper()
+        common = dict(sasl_username=login, sender=sender or login, queue_id=queue_id,
+                      instance=queue_id.lower(), client_address="127.0.0.1")
+        first = self.ask(protocol_state="RCPT", recipient=rcpt, **common)
+        if first != "DUNNO":
+            return first
+        return self.ask(protocol_state="END-OF-MESSAGE", recipient=rcpt, recipient_count=1,
+                        size=size, **common)
+
+    def close(self):
+        self.sock.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def wait_until(fn, timeout=10, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
