@@ -1,0 +1,178 @@
+"""emboux-policyd spoken to directly: several processes sharing one cap,
+retries counted once, a mail DB that goes away and comes back, garbage."""
+
+import socket
+import threading
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from outbound_helpers import PolicyClient, free_port, wait_until
+
+
+def _domain_id(sql, name):
+    return sql("SELECT id FROM domains WHERE name = %s", (name,))[0]["id"]
+
+
+def test_two_daemons_32_connections_each_exactly_n(outbound, policyd, sql):
+    """Cap N shared by two daemon processes: exactly N accepted, never N+1."""
+    n, per_conn = 150, 4                       # 64 x 4 = 256 attempts
+    outbound.set(outbound_daily_limit=0, outbound_monthly_limit=n, warmup_profile=None,
+                 spike_max_multiplier=0)
+    ports = [policyd(), policyd()]
+    results, lock = [], threading.Lock()
+    start = threading.Barrier(64)
+
+    def worker(port):
+        c = PolicyClient(port)
+        start.wait()
+        mine = [c.message(outbound.alice, outbound.bob) for _ in range(per_conn)]
+        c.close()
+        with lock:
+            results.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in ports for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 64 * per_conn
+    ok = [r for r in results if r == "DUNNO"]
+    refused = [r for r in results if r != "DUNNO"]
+    assert len(ok) == n, (len(ok), set(refused))
+    assert all(r.startswith("554 5.7.1 Monthly sending limit reached") for r in refused), set(refused)
+    row = sql("SELECT sent_today, sent_month FROM outbound_counters WHERE domain_id = %s",
+              (_domain_id(sql, outbound.domain),))[0]
+    assert row == {"sent_today": n, "sent_month": n}
+
+
+def test_a_repeated_request_is_counted_once(outbound, policyd, sql):
+    outbound.set(outbound_daily_limit=3, warmup_profile=None)
+    a, b = PolicyClient(policyd()), PolicyClient(policyd())
+    # smtpd retries a request whose answer it lost, maybe on another daemon
+    for c in (a, b, a):
+        assert c.message(outbound.alice, outbound.bob, queue_id="4XyZ1Q2w3E") == "DUNNO"
+    assert outbound.get()["outbound_sent_today"] == 1
+    assert a.message(outbound.alice, outbound.bob) == "DUNNO"
+    assert b.message(outbound.alice, outbound.bob) == "DUNNO"
+    assert b.message(outbound.alice, outbound.bob).startswith("554 5.7.1 Daily sending limit")
+    # refused: not counted, and a retry of the refused message is refused again
+    assert outbound.get()["outbound_sent_today"] == 3
+
+
+class Proxy:
+    """A TCP proxy to PostgreSQL that the test can cut and restore."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.port = free_port()
+        self.conns = []
+        self.lsock = None
+        self.restore()
+
+    def restore(self):
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(64)
+        self.lsock = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        while True:
+            try:
+                c, _ = ls.accept()
+                u = socket.create_connection(self.target)
+            except OSError:
+                return
+            self.conns += [c, u]
+            for x, y in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.lsock.close()
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+def test_db_down_temporary_refusal_then_recovery(outbound, policyd, devenv):
+    u = urlsplit(devenv["MAILDB_DSN"])
+    proxy = Proxy(u.hostname, u.port or 5432)
+    dsn = urlunsplit(u._replace(netloc=f"{u.username}:{u.password}@127.0.0.1:{proxy.port}"))
+    c = PolicyClient(policyd(dsn=dsn))
+    assert wait_until(lambda: c.message(outbound.alice, outbound.bob) == "DUNNO")
+    before = outbound.get()["outbound_sent_today"]
+
+    proxy.cut()
+    # within moments every answer is a temporary refusal, never an accept
+    assert wait_until(lambda: c.message(outbound.alice, outbound.bob).startswith("451 4.3.0"), timeout=5)
+    for _ in range(5):
+        assert c.message(outbound.alice, outbound.bob).startswith("451 4.3.0")
+        assert c.ask(protocol_state="END-OF-MESSAGE", sasl_username=outbound.alice, sender=outbound.alice,
+                     queue_id="DOWN1", recipient_count=1, size=10).startswith("451 4.3.0")
+    time.sleep(1)                                           # a few reconnect attempts fail meanwhile
+    assert c.message(outbound.alice, outbound.bob).startswith("451 4.3.0")
+    assert outbound.get()["outbound_sent_today"] == before  # nothing counted while down
+
+    proxy.restore()
+    assert wait_until(lambda: c.message(outbound.alice, outbound.bob) == "DUNNO", timeout=15)
+    assert outbound.get()["outbound_sent_today"] == before + 1
+    c.close()
+    proxy.cut()
+
+
+def test_db_down_action_is_configurable(outbound, policyd, devenv):
+    port = policyd(dsn="postgresql://nobody:x@127.0.0.1:1/none",
+                   POLICYD_DB_DOWN_ACTION="450 4.7.0 Try later please")
+    c = PolicyClient(port)
+    assert c.message(outbound.alice, outbound.bob) == "450 4.7.0 Try later please"
+
+
+def test_malformed_requests_never_crash_it(outbound, devenv):
+    port = int(devenv["POLICYD_PORT"])
+    c = PolicyClient(port)
+    assert c.raw(b"garbage without equals\n\n").startswith("451")
+    assert c.raw(b"\x00\xff\xfe=\xff\n\n").startswith("451")
+    assert c.ask(protocol_state="RCPT") .startswith("554 5.7.0")            # no login
+    assert c.ask(protocol_state="END-OF-MESSAGE", sasl_username="nobody@nowhere.invalid",
+                 sender="x@", recipient_count="many", size="-5").startswith("554")
+    assert c.ask(request="something_else", protocol_state="RCPT").startswith("451")
+    assert c.ask(protocol_state="CONNECT") == "DUNNO"
+    # several requests in one packet are answered in order
+    one = b"request=smtpd_access_policy\nprotocol_state=DATA\n\n"
+    c.sock.sendall(one * 3)
+    got = b""
+    while got.count(b"\n\n") < 3:
+        got += c.sock.recv(4096)
+    assert got == b"action=DUNNO\n\n" * 3
+    c.close()
+    # an endless request is cut off, the daemon goes on
+    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s.sendall(b"x=" + b"a" * 200_000)
+    except OSError:
+        pass
+    s.close()
+    c = PolicyClient(port)
+    assert c.message(outbound.alice, outbound.bob) == "DUNNO"
+    c.close()
