@@ -11,7 +11,10 @@
 # ODOO_PATH=/path/to/odoo-19-checkout is honoured instead of the Debian package.
 #
 # var/dev.env gets ODOO_URL, ODOO_DB, ODOO_LOGIN, ODOO_PASSWORD (and ODOO_PORT).
-# EMBOUX_NO_DEMO=1 skips the demo tenant, domain and mailbox.
+# EMBOUX_NO_DEMO=1 skips the demo tenant, domain and mailbox (demo tenant
+# "demo", domain demo.emboux.test, mailbox info@demo.emboux.test with the
+# catch-all, password ODOO_DEMO_MAILBOX_PASSWORD in var/dev.env).
+# Benchmark: $(ls -d ~/.cache/emboux/odoo19-venv-*)/bin/python tests_odoo/bench_odoo.py
 
 ODOO_PREFIX="$CACHE/odoo-19/root"
 ODOO_CONF="$VAR/odoo/odoo.conf"
@@ -240,6 +243,8 @@ if os.environ.get('EMBOUX_API_URL'):
     ICP.set_param('emboux.connector_url', os.environ['EMBOUX_API_URL'])
 if os.environ.get('EMBOUX_API_KEY'):
     ICP.set_param('emboux.master_token', os.environ['EMBOUX_API_KEY'])
+if os.environ.get('MAIL_HOSTNAME') and not ICP.get_param('emboux.imap_host'):
+    ICP.set_param('emboux.imap_host', os.environ['MAIL_HOSTNAME'])
 if os.environ.get('ODOO_ADMIN_PASSWORD'):
     env.ref('base.user_admin').sudo().password = os.environ['ODOO_ADMIN_PASSWORD']
 env.cr.commit()
@@ -267,6 +272,7 @@ odoo_prepare_db() {
     fi
     local out
     out=$(odoo_post_install_script | ODOO_ADMIN_PASSWORD=$(env_secret ODOO_PASSWORD 18) EMBOUX_DEMO=$demo \
+        EMBOUX_DEMO_PASSWORD=$(env_secret ODOO_DEMO_MAILBOX_PASSWORD 12) MAIL_HOSTNAME=$(env_get MAIL_HOSTNAME) \
         odoo_run shell -c "$ODOO_CONF" -d "$db" --no-http 2>>"$LOG/odoo.log") || true
     grep -q EMBOUX_POST_INSTALL_OK <<<"$out" || die "Odoo post-install settings failed in $db (see $LOG/odoo.log): $out"
     echo "$want" >"$stamp"

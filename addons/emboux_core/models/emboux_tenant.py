@@ -1,4 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import os
 import re
 import secrets
 
@@ -142,6 +143,7 @@ class EmbouxTenant(models.Model):
         if not domain:
             domain = self.env["emboux.domain"].create({"name": "demo.emboux.test", "tenant_id": tenant.id})
         if not self.env["emboux.mailbox"].search([("domain_id", "=", domain.id), ("local_part", "=", "info")]):
+            password = os.environ.get("EMBOUX_DEMO_PASSWORD") or secrets.token_urlsafe(12)
             self.env["emboux.mailbox"].create({"domain_id": domain.id, "local_part": "info",
-                                               "password": "demo-password-1", "catch_all": True})
+                                               "password": password, "catch_all": True})
         return tenant
