@@ -1,0 +1,185 @@
+"""Sending identity: provider verification (verify, verify-status and the
+legacy ses-verify / ses-status), one-shot subdomain registration, DKIM keys of
+the local provider, and the DNS check. See docs/sending-identity.md."""
+
+from flask import Blueprint
+from marshmallow import validate
+
+from .. import dkim, dnscheck, names, providers, schemas
+from ..errors import ApiError, not_found
+from ..fields import StrictInteger, StrictString
+from ..providers import ProviderError, lifecycle
+from ..routing import endpoint
+from ..tenancy import visible_domain
+
+bp = Blueprint("identity", __name__)
+
+
+class VerifyBody(schemas.Body):
+    provider = StrictString(validate=validate.OneOf(["ses", "mailgun"]),
+                            metadata={"description": "master, for a root domain not hosted here "
+                                                     "(default ses); ignored for hosted domains"})
+
+
+class RotateBody(schemas.Body):
+    overlap_days = StrictInteger(validate=validate.Range(min=0, max=365),
+                                 metadata={"description": "days the old key stays published "
+                                                          "(default DKIM_ROTATION_OVERLAP_DAYS, 7)"})
+
+
+def _hosted(cur, caller, name):
+    """The hosted domain row, or None when the master asks for one we do not host."""
+    try:
+        return visible_domain(cur, caller, name)
+    except ApiError:
+        if caller.is_master:
+            return None
+        raise
+
+
+def _external(name, provider_name, poll):
+    """Master only: a root domain not present locally, straight to the provider."""
+    try:
+        p = providers.get(provider_name)
+        ident = p.verification_status(name) if poll else p.start_verification(name)
+    except ProviderError as exc:
+        raise lifecycle.provider_error(exc)
+    return {"name": name, "provider": provider_name, "state": ident.state,
+            "verified": ident.state == "verified", "ses_verified": ident.state == "verified",
+            "inherited_from": None, "dns_records": ident.dns_records, "hosted": False,
+            "detail": ident.detail}
+
+
+def verify(cur, caller, name, body):
+    """Starts verification with the domain's provider (SES, Mailgun, or for
+    `local` the DKIM key). The master may also verify a root domain not
+    hosted here (`provider` in the body, default ses)."""
+    name = names.domain_name(name)
+    row = _hosted(cur, caller, name)
+    if row is None:
+        return _external(name, body.get("provider", "ses"), poll=False)
+    return lifecycle.start(cur, lifecycle.load(cur, row["id"]))
+
+
+def verify_status(cur, caller, name):
+    """Polls the provider and stores success (subdomains of a verified parent
+    are verified by inheritance)."""
+    name = names.domain_name(name)
+    row = _hosted(cur, caller, name)
+    if row is None:
+        return _external(name, "ses", poll=True)
+    return lifecycle.poll(cur, lifecycle.load(cur, row["id"]))
+
+
+endpoint(bp, "/domains/<name>/verify", "POST", role="either", body=VerifyBody,
+         summary="Start provider verification of a domain")(verify)
+endpoint(bp, "/domains/<name>/verify-status", "GET", role="either",
+         summary="Poll provider verification; stores success")(verify_status)
+
+
+def ses_verify(cur, caller, name, body):
+    return verify(cur, caller, name, body)
+
+
+def ses_status(cur, caller, name):
+    return verify_status(cur, caller, name)
+
+
+endpoint(bp, "/domains/<name>/ses-verify", "POST", role="either", body=VerifyBody,
+         summary="Legacy alias of POST /domains/{name}/verify")(ses_verify)
+endpoint(bp, "/domains/<name>/ses-status", "GET", role="either",
+         summary="Legacy alias of GET /domains/{name}/verify-status")(ses_status)
+
+
+def _nearest_ancestor(cur, caller, name):
+    labels = name.split(".")
+    ancestors = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    if not ancestors:
+        return None
+    sql = "SELECT id, name, partner_ref FROM domains WHERE name = ANY(%s)"
+    params = [ancestors]
+    if not caller.is_master:
+        sql += " AND partner_ref = %s"
+        params.append(caller.partner_ref)
+    cur.execute(sql + " ORDER BY length(name) DESC LIMIT 1", params)
+    return cur.fetchone()
+
+
+@endpoint(bp, "/domains/<name>/register-subdomain", "POST", role="either",
+          summary="Register a subdomain with its parent's provider identity (one shot)")
+def register_subdomain(cur, caller, name):
+    """Self-contained: links the subdomain to its nearest hosted parent when
+    it is not linked yet, takes the parent's provider, tier and enforcement,
+    installs whatever the provider needs (Mailgun: domain, DKIM authority of
+    the parent, SMTP credential, webhooks; local: the parent's DKIM key signs
+    it). Afterwards the subdomain sends with the parent's DKIM identity."""
+    row = visible_domain(cur, caller, names.domain_name(name), lock=True)
+    if row["parent_id"] is None:
+        parent = _nearest_ancestor(cur, caller, row["name"])
+        if parent is None:
+            raise ApiError(400, f"{row['name']} is not a subdomain of a domain hosted here")
+        cur.execute("UPDATE domains SET parent_id = %s, updated_at = now() WHERE id = %s",
+                    (parent["id"], row["id"]))
+    return lifecycle.register_subdomain(cur, lifecycle.load(cur, row["id"]))
+
+
+def _identity_of(cur, domain_id):
+    cur.execute("SELECT state, dns_records, verification_token, dkim_tokens "
+                "FROM provider_identities WHERE domain_id = %s", (domain_id,))
+    return cur.fetchone()
+
+
+@endpoint(bp, "/domains/<name>/dns-check", "GET", role="either",
+          summary="Check MX, SPF, provider TXT, DKIM, DMARC and BIMI in DNS")
+def dns_check(cur, caller, name):
+    """One entry per record: expected vs found, status ok/missing/wrong and a
+    one-line fix. A subdomain that signs with its parent's identity is checked
+    against the parent's DKIM records; DMARC falls back to the parent's."""
+    row = lifecycle.load(cur, visible_domain(cur, caller, names.domain_name(name))["id"])
+    provider = row["provider"]
+    ident = _identity_of(cur, row["id"])
+    # whose identity signs: the domain's own, else its parent's
+    owner_id, owner_name = row["id"], row["name"]
+    if row["parent_id"] and (ident is None or ident["state"] == "inherited"):
+        owner_id, owner_name = row["parent_id"], row["parent_name"]
+        ident = _identity_of(cur, owner_id)
+    verification, dkim_expected = None, []
+    if provider == "local":
+        key_domain = owner_id
+        cur.execute("SELECT 1 FROM dkim_keys WHERE domain_id = %s AND status = 'active'", (row["id"],))
+        if cur.fetchone():
+            key_domain, owner_name = row["id"], row["name"]
+        dkim_expected = [dkim.record(owner_name, k) for k in dkim.published(cur, key_domain)]
+    elif ident is not None:
+        if provider == "ses" and ident["verification_token"]:
+            verification = {"type": "TXT", "name": f"_amazonses.{owner_name}",
+                            "value": ident["verification_token"]}
+        dkim_expected = [r for r in ident["dns_records"] if r.get("purpose") == "dkim"]
+    checks = dnscheck.check(row["name"], provider, dkim_expected, verification,
+                            org_domain=row["parent_name"])
+    problems = [c for c in checks if c["status"] != "ok" and c.get("required", True)]
+    return {"name": row["name"], "provider": provider, "ok": not problems, "records": checks}
+
+
+@endpoint(bp, "/domains/<name>/dkim", "GET", role="either",
+          summary="DKIM keys of a local domain: selectors and the TXT records to publish")
+def dkim_keys(cur, caller, name):
+    """Public halves only: the private key never leaves the server."""
+    row = lifecycle.load(cur, visible_domain(cur, caller, names.domain_name(name))["id"])
+    keys = dkim.published(cur, row["id"])
+    signing = dkim.signing_key(cur, row["id"], row["parent_id"])
+    return {"name": row["name"], "provider": row["provider"],
+            "signing": {"domain": signing["domain"], "selector": signing["selector"]} if signing else None,
+            "keys": [dict(dkim.record(row["name"], k),
+                          created_at=k["created_at"].isoformat(),
+                          retire_after=k["retire_after"].isoformat() if k["retire_after"] else None)
+                     for k in keys]}
+
+
+@endpoint(bp, "/domains/<name>/dkim/rotate", "POST", role="master", body=RotateBody,
+          summary="Rotate a local domain's DKIM key: new selector, old one kept published for an overlap")
+def dkim_rotate(cur, caller, name, body):
+    row = visible_domain(cur, caller, names.domain_name(name), lock=True)
+    new, old = dkim.rotate(cur, row["id"], body.get("overlap_days"))
+    return {"name": row["name"], "selector": new["selector"], "retiring": old,
+            "record": dkim.record(row["name"], new)}
