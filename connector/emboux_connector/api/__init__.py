@@ -6,3 +6,6 @@ BLUEPRINTS = [health.bp, meta.bp, domains.bp, users.bp, aliases.bp, api_keys.bp,
 
 from . import outbound  # noqa: E402  (issue 5: outbound control)
 BLUEPRINTS.append(outbound.bp)
+
+from . import identity, suppression, webhooks  # noqa: E402  (issue 4: sending identity)
+BLUEPRINTS += [identity.bp, suppression.bp, webhooks.bp]

@@ -5,6 +5,7 @@ from flask import Blueprint
 
 from .. import names, schemas, stores
 from ..errors import ApiError, not_found
+from ..providers import lifecycle
 from ..routing import after_commit, endpoint
 from ..tenancy import (DOMAIN_COLUMNS, check_domain_quota, ensure_partner, lock_partner,
                        recount_domains, scoped, visible_domain)
@@ -61,6 +62,7 @@ def create_domain(cur, caller, body):
     if row is None:
         raise ApiError(400, "Domain already exists")
     recount_domains(cur, [owner])
+    lifecycle.on_created(cur, row["id"])  # issue 4: inherit from the parent, start verification
     return domain_json(row, parent["name"] if parent else None)
 
 
@@ -90,6 +92,7 @@ def _parent_name(cur, row):
           summary="Delete a domain with its mailboxes, aliases and stored mail")
 def delete_domain(cur, caller, name):
     row = visible_domain(cur, caller, names.domain_name(name), lock=True)
+    provider_cleanup = lifecycle.on_deleting(cur, row["id"])  # issue 4: provider-side state
     # Children first, so that the change log sees their domain (see 0001).
     cur.execute("DELETE FROM aliases WHERE domain_id = %s", (row["id"],))
     cur.execute("DELETE FROM mailboxes WHERE domain_id = %s", (row["id"],))
@@ -97,6 +100,8 @@ def delete_domain(cur, caller, name):
     recount_domains(cur, [row["partner_ref"]])
     # Stored mail goes only once the rows are gone for good.
     after_commit(stores.remove_domain_store, row["name"])
+    if provider_cleanup:
+        after_commit(provider_cleanup)
 
 
 def _set_status(cur, name, status):
@@ -119,7 +124,8 @@ def suspend_domain(cur, caller, name):
           summary="Activate a suspended domain: delivery and logins resume at once")
 def activate_domain(cur, caller, name):
     name = _set_status(cur, name, "active")
-    return {"name": name, "suspended": False, "message": "Domain activated"}
+    credential = lifecycle.on_activated(cur, name)  # issue 4: Mailgun SMTP credential bootstrap
+    return {"name": name, "suspended": False, "message": "Domain activated", "smtp_credential": credential}
 
 
 @endpoint(bp, "/domains/<name>/owner", "PUT", role="master", body=schemas.DomainOwner,
@@ -177,6 +183,7 @@ def set_parent(cur, caller, name, body):
             cur.execute("UPDATE domains SET parent_id = %s, updated_at = now() "
                         "WHERE parent_id IS NULL AND name LIKE %s",
                         (row["id"], "%." + row["name"].replace("_", r"\_")))
+    lifecycle.inherit(cur, row["id"])  # issue 4: provider, tier, enforcement flow to subdomains
     return {"name": row["name"], "parent": parent_name, "wildcard": wildcard}
 
 
