@@ -1,15 +1,18 @@
 #!/bin/sh
 # Render the EmBoux mail-server templates: every {{NAME}} placeholder in docker/postfix/*
 # and docker/dovecot/* is replaced by the environment variable NAME.
-#   docker/render.sh OUTDIR       -> OUTDIR/postfix/..., OUTDIR/dovecot/...
+#   docker/render.sh OUTDIR       -> OUTDIR/postfix/..., OUTDIR/dovecot/..., OUTDIR/opendkim/...
+#   docker/render.sh OUTDIR PART  -> only that part (e.g. opendkim)
 # Used by ./dev up (scripts/dev/stack-mail.sh) and by the container entry point
 # (docker/entrypoint.sh), so both run the same configuration. Fails on any
 # placeholder without a value. POSIX sh + sed, no other dependency.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: render.sh OUTDIR}
+out=${1:?usage: render.sh OUTDIR [PART...]}
+shift
 umask 022
-for part in postfix dovecot; do
+for part in ${*:-postfix dovecot opendkim}; do
+    [ -d "$here/$part" ] || continue
     mkdir -p "$out/$part"
     for tpl in "$here/$part"/*; do
         [ -f "$tpl" ] || continue
@@ -30,5 +33,12 @@ for part in postfix dovecot; do
 done
 # The files holding a DB password: proxymap(8) reads the pgsql maps as the
 # postfix user (root:postfix 0640); Dovecot's auth reads its SQL file as root.
+if [ -d "$out/postfix" ]; then
 chmod 640 "$out/postfix/"pgsql-*.cf "$out/dovecot/dovecot-sql.conf.ext"
 chgrp postfix "$out/postfix/"pgsql-*.cf 2>/dev/null || true
+fi
+# OpenDKIM (sending identity, issue 4): its config holds the same DB password.
+if [ -f "$out/opendkim/opendkim.conf" ]; then
+    chmod 640 "$out/opendkim/opendkim.conf"
+    chgrp opendkim "$out/opendkim/opendkim.conf" 2>/dev/null || true
+fi
