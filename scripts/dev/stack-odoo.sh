@@ -288,8 +288,25 @@ except Exception:
 EOF
 }
 
+# Two ./dev runs at once (two terminals, CI on a shared box) must not update
+# the same database concurrently: Odoo fails with a serialization error.
+odoo_lock() {
+    mkdir -p "$VAR/odoo"
+    exec {ODOO_LOCK_FD}>"$VAR/odoo/.lock"
+    flock -w 900 "$ODOO_LOCK_FD" || die "another ./dev holds $VAR/odoo/.lock"
+}
+odoo_unlock() { [ -n "${ODOO_LOCK_FD:-}" ] && exec {ODOO_LOCK_FD}>&- ; ODOO_LOCK_FD=; }
+
 # --- the stack interface --------------------------------------------------------
 stack_odoo_up() {
+    odoo_lock
+    _stack_odoo_up
+    local rc=$?
+    odoo_unlock
+    return $rc
+}
+
+_stack_odoo_up() {
     odoo_install
     odoo_write_conf
     local db=${ODOO_DB:-$(env_get ODOO_DB)}; db=${db:-emboux}
@@ -312,7 +329,7 @@ stack_odoo_up() {
     say "starting Odoo on $url (database $db)"
     EMBOUX_API_URL=$(env_get EMBOUX_API_URL) EMBOUX_API_KEY=$(env_get EMBOUX_API_KEY) \
         nohup setsid "$OPY" "$ODOO_BIN" -c "$ODOO_CONF" -d "$db" --db-filter "^$db\$" \
-        >>"$LOG/odoo.out" 2>&1 </dev/null &
+        >>"$LOG/odoo.out" 2>&1 </dev/null {ODOO_LOCK_FD}>&- &   # (the server must not keep our lock)
     echo $! >"$RUN/odoo.pid"
     local i
     for i in $(seq 1 120); do
@@ -341,10 +358,11 @@ stack_odoo_test() {
     odoo_install
     [ -f "$ODOO_CONF" ] || odoo_write_conf
     local db; db="$(env_get ODOO_DB)_test"
+    odoo_lock
     say "Odoo: fresh test database $db"
     pg_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
     rm -f "$VAR/odoo/.modules-$db.sha"
-    odoo_prepare_db "$db" 0
+    odoo_prepare_db "$db" 0   # (the lock is held until the tests are done: one test run at a time)
     set -a; . "$ENV_FILE"; set +a
     local rc=0 tests=() d
     for d in "$ROOT"/addons/*/tests; do [ -d "$d" ] && tests+=("$d"); done
@@ -356,5 +374,6 @@ stack_odoo_test() {
         say "running the Odoo end-to-end tests (tests_odoo/, Chromium)"
         (cd "$ROOT" && "$OPY" -m pytest -p no:cacheprovider -p no:odoo "$ROOT/tests_odoo") || rc=$?
     fi
+    odoo_unlock
     return $rc
 }
