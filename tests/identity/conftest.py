@@ -1,0 +1,237 @@
+"""Fixtures for the sending-identity tests: the stand-ins ./dev up runs
+(moto for SES/SNS, the Mailgun stand-in, the SMTP capture sink), the real
+NSD on loopback with zones written here, and a test SNS signing certificate.
+
+Shared fixtures (devenv, api, sql, make_tenant) come from tests/conftest.py;
+the SMTP helpers from tests/mail/conftest.py are reused through `mail`.
+"""
+
+import base64
+import datetime as dt
+import glob
+import json
+import os
+import subprocess
+import textwrap
+import time
+import uuid
+
+import boto3
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+PASSWORD = "correct horse 1"
+
+
+def need(devenv, *keys):
+    missing = [k for k in keys if not devenv.get(k)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing in var/dev.env: the identity stack is not up (./dev up)")
+
+
+class Submission:
+    """Send through the dev stack's submission port as a mailbox."""
+
+    def __init__(self, env):
+        self.host = env.get("SMTP_HOST") or "127.0.0.1"
+        self.port = int(env["SUBMISSION_PORT"])
+
+    def send(self, user, rcpts, subject=None, password=PASSWORD, sender=None, body="hello\r\n"):
+        import smtplib
+        import ssl
+        subject = subject or f"t-{uuid.uuid4().hex[:12]}"
+        sender = sender or user
+        rcpts = [rcpts] if isinstance(rcpts, str) else rcpts
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        msg = (f"From: {sender}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n"
+               f"Message-ID: <{subject}@{sender.split('@')[1]}>\r\n\r\n{body}")
+        with smtplib.SMTP(self.host, self.port, timeout=30) as s:
+            s.ehlo("client.example.net")
+            s.starttls(context=ctx)
+            s.ehlo("client.example.net")
+            s.login(user, password)
+            refused = s.sendmail(sender, rcpts, msg)
+        assert not refused, refused
+        return subject
+
+
+@pytest.fixture(scope="session")
+def submission(devenv):
+    need(devenv, "SUBMISSION_PORT")
+    return Submission(devenv)
+
+
+@pytest.fixture(scope="session")
+def ses(devenv):
+    need(devenv, "SES_ENDPOINT_URL")
+    return boto3.client("ses", endpoint_url=devenv["SES_ENDPOINT_URL"], region_name=devenv["SES_REGION"],
+                        aws_access_key_id=devenv["SES_ACCESS_KEY_ID"],
+                        aws_secret_access_key=devenv["SES_SECRET_ACCESS_KEY"])
+
+
+@pytest.fixture(scope="session")
+def sns(devenv):
+    return boto3.client("sns", endpoint_url=devenv["SNS_ENDPOINT_URL"], region_name=devenv["SES_REGION"],
+                        aws_access_key_id=devenv["SES_ACCESS_KEY_ID"],
+                        aws_secret_access_key=devenv["SES_SECRET_ACCESS_KEY"])
+
+
+class MailgunStandin:
+    def __init__(self, base):
+        self.base = base.rstrip("/")
+
+    def calls(self, domain=None):
+        calls = requests.get(self.base + "/_calls", timeout=10).json()
+        return [c for c in calls if domain is None or f"/{domain}" in c["path"] or c["form"].get("name") == domain]
+
+    def domain(self, name):
+        r = requests.get(f"{self.base}/_domains/{name}", timeout=10)
+        return r.json() if r.status_code == 200 else None
+
+
+@pytest.fixture(scope="session")
+def mailgun(devenv):
+    need(devenv, "MAILGUN_API_URL")
+    return MailgunStandin(devenv["MAILGUN_API_URL"])
+
+
+class Sink:
+    """What the SMTP capture sink received (one JSON file per message)."""
+
+    def __init__(self, directory):
+        self.dir = directory
+
+    def messages(self):
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.dir, "*.json"))):
+            with open(f) as fh:
+                out.append(json.load(fh))
+        return out
+
+    def wait_for(self, needle, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.messages() if needle in m["data"]]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no message containing {needle!r} reached the sink in {timeout}s")
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def sink(devenv):
+    need(devenv, "OUTBOUND_SINK_DIR", "OUTBOUND_SINK_PORT")
+    return Sink(devenv["OUTBOUND_SINK_DIR"])
+
+
+class Zones:
+    """Zones served by the dev stack's NSD: write(zone, records) then query
+    through DNS_RESOLVER. Records: (name relative or absolute, type, rdata)."""
+
+    def __init__(self, env):
+        self.dir, self.conf = env["DNS_ZONES_DIR"], env["NSD_CONF"]
+        self.created = []
+
+    def _ctl(self, *args):
+        return subprocess.run(["nsd-control", "-c", self.conf, *args], capture_output=True, text=True, timeout=20)
+
+    def write(self, zone, records):
+        lines = [f"$ORIGIN {zone}.", "$TTL 1",
+                 f"@ IN SOA ns.{zone}. hostmaster.{zone}. ({int(time.time())} 60 60 60 1)",
+                 f"@ IN NS ns.{zone}.", f"ns IN A 127.0.0.1"]
+        for name, rtype, rdata in records:
+            if rtype == "TXT":
+                chunks = [rdata[i:i + 250] for i in range(0, len(rdata), 250)] or [""]
+                rdata = " ".join('"' + c.replace('"', '\\"') + '"' for c in chunks)
+            lines.append(f"{name} IN {rtype} {rdata}")
+        with open(os.path.join(self.dir, f"{zone}.zone"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = self._ctl("addzone", zone, "emboux")
+        if zone not in self.created:
+            self.created.append(zone)
+        if "already" in (r.stdout + r.stderr).lower() or r.returncode != 0:
+            r = self._ctl("reload", zone)
+            assert r.returncode == 0, r.stdout + r.stderr
+        self._wait(zone)
+
+    def _wait(self, zone):
+        import dns.resolver
+        res = dns.resolver.Resolver(configure=False)
+        host, port = self.resolver
+        res.nameservers, res.port = [host], port
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                serial = res.resolve(zone, "SOA").rrset[0].serial
+                with open(os.path.join(self.dir, f"{zone}.zone")) as f:
+                    if f"({serial} " in f.read():
+                        return
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"NSD did not load {zone}")
+            time.sleep(0.1)
+
+    def cleanup(self):
+        for zone in self.created:
+            self._ctl("delzone", zone)
+            try:
+                os.remove(os.path.join(self.dir, f"{zone}.zone"))
+            except FileNotFoundError:
+                pass
+
+
+@pytest.fixture
+def zones(devenv):
+    need(devenv, "DNS_ZONES_DIR", "NSD_CONF", "DNS_RESOLVER")
+    z = Zones(devenv)
+    host, _, port = devenv["DNS_RESOLVER"].rpartition(":")
+    z.resolver = (host, int(port))
+    yield z
+    z.cleanup()
+
+
+# --- SNS: a test signing certificate, reached through the certificate cache ---
+CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-emboux-test.pem"
+
+
+@pytest.fixture(scope="session")
+def sns_signer(maildb):
+    """Signs SNS messages with a test key whose certificate sits in the
+    connector's certificate cache (sns_certificates) under an
+    sns.us-east-1.amazonaws.com URL: the webhook verifies it exactly like a
+    fetched one (there is no switch that disables verification)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    with maildb.cursor() as cur:
+        cur.execute("INSERT INTO sns_certificates (url, pem) VALUES (%s, %s) "
+                    "ON CONFLICT (url) DO UPDATE SET pem = EXCLUDED.pem, fetched_at = now()", (CERT_URL, pem))
+
+    def sign(msg, version="2", cert_url=CERT_URL, signing_key=None):
+        from emboux_connector.api.webhooks import SIGNED_KEYS
+        msg = dict(msg, SignatureVersion=version, SigningCertURL=cert_url)
+        text = "".join(f"{k}\n{msg[k]}\n" for k in SIGNED_KEYS[msg["Type"]]
+                       if not (k == "Subject" and msg.get(k) is None))
+        algo = hashes.SHA1() if version == "1" else hashes.SHA256()
+        sig = (signing_key or key).sign(text.encode(), padding.PKCS1v15(), algo)
+        msg["Signature"] = base64.b64encode(sig).decode()
+        return msg
+    sign.key = key
+    return sign
+
+
+def sns_notification(topic, message, msg_id=None):
+    return {"Type": "Notification", "MessageId": msg_id or str(uuid.uuid4()), "TopicArn": topic,
+            "Message": json.dumps(message), "Timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"}
