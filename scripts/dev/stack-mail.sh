@@ -103,6 +103,13 @@ mail_dirs() {
 
 postfix_pid() { sed 's/ //g' "$POSTFIX_QUEUE_DIR/pid/master.pid" 2>/dev/null; }
 dovecot_pid() { cat "$DOVECOT_BASE_DIR/master.pid" 2>/dev/null; }
+# Running or not, as the servers' own PID files say (they may have been
+# restarted by hand); keeps $RUN/<name>.pid in step for pid_alive/pid_stop.
+mail_track() {  # mail_track postfix|dovecot
+    local pid; pid=$("${1}_pid")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid" >"$RUN/$1.pid"; return 0; fi
+    rm -f "$RUN/$1.pid"; return 1
+}
 
 stack_mail_up() {
     mail_install
@@ -112,7 +119,7 @@ stack_mail_up() {
     local changed=0
     mail_render && changed=1
     # Dovecot first: Postfix delivers to its LMTP socket.
-    if pid_alive dovecot; then
+    if mail_track dovecot; then
         if [ $changed -eq 1 ]; then say "reloading Dovecot"; doveadm -c "$DOVECOT_CONF" reload; fi
     else
         say "starting Dovecot (IMAP 127.0.0.1:$IMAP_PORT)"
@@ -122,7 +129,7 @@ stack_mail_up() {
         wait_port 127.0.0.1 "$IMAP_PORT" 15 || die "Dovecot not listening on $IMAP_PORT (see $DOVECOT_LOG)"
         dovecot_pid >"$RUN/dovecot.pid"
     fi
-    if pid_alive postfix; then
+    if mail_track postfix; then
         if [ $changed -eq 1 ]; then say "reloading Postfix"; postfix -c "$POSTFIX_CONF_DIR" reload >>"$LOG/mail-setup.log" 2>&1; fi
     else
         say "starting Postfix (SMTP 127.0.0.1:$SMTP_PORT, submission 127.0.0.1:$SUBMISSION_PORT)"
@@ -160,13 +167,13 @@ mail_connector_env_refresh() {
 
 stack_mail_down() {
     mail_vars >/dev/null 2>&1 || true
-    if pid_alive postfix; then
+    if mail_track postfix; then
         say "stopping Postfix"
         postfix -c "$POSTFIX_CONF_DIR" stop >>"$LOG/mail-setup.log" 2>&1 || true
         pid_stop postfix 10
     fi
     rm -f "$RUN/postfix.pid"
-    if pid_alive dovecot; then
+    if mail_track dovecot; then
         say "stopping Dovecot"
         doveadm -c "$DOVECOT_CONF" stop >>"$LOG/mail-setup.log" 2>&1 || true
         # Dovecot stops asynchronously (a few seconds): wait for its master.
@@ -177,8 +184,9 @@ stack_mail_down() {
 
 stack_mail_status() {
     local pf=down dv=down
-    pid_alive postfix && pf=up
-    pid_alive dovecot && dv=up
+    local POSTFIX_QUEUE_DIR="$MAIL_DIR/spool" DOVECOT_BASE_DIR="$MAIL_DIR/dovecot-run"
+    mail_track postfix && pf=up
+    mail_track dovecot && dv=up
     echo "  SMTP (MX)       $(env_get SMTP_HOST):$(env_get SMTP_PORT)   (Postfix $pf; log $LOG/postfix.log)"
     echo "  SMTP submission $(env_get SMTP_HOST):$(env_get SUBMISSION_PORT)   (STARTTLS + AUTH)"
     echo "  IMAP            $(env_get IMAP_HOST):$(env_get IMAP_PORT)   (Dovecot $dv; log $LOG/dovecot.log)"

@@ -1,9 +1,10 @@
 """Quota enforced by Dovecot (and reported by the API), retention purge, health."""
 
 import imaplib
+import os
+import subprocess
+import sys
 import time
-
-import psycopg2
 
 PASSWORD = "correct horse 1"   # the default of tests/conftest.py Tenant.mailbox
 
@@ -37,7 +38,7 @@ def test_quota_refused_at_rcpt_temporarily_and_reported(mail, tenant):
     assert mail.rcpt(small, size=500_000)[0] == 250
 
 
-def test_retention_purge_expunges_old_mail_through_dovecot(mail, api, tenant, devenv, mailserver_module):
+def test_retention_purge_expunges_old_mail_through_dovecot(mail, api, tenant):
     domain = tenant.domain()
     alice = tenant.mailbox(domain, "alice")
     keep = tenant.domain()
@@ -57,11 +58,9 @@ def test_retention_purge_expunges_old_mail_through_dovecot(mail, api, tenant, de
     assert api.put(f"/domains/{domain}/retention", json={"retention_days": 30}).status_code == 200
     # keep: retention 0 = forever
 
-    conn = psycopg2.connect(devenv["MAILDB_DSN"])
-    try:
-        result = mailserver_module.purge_retention(conn)
-    finally:
-        conn.close()
+    r = api.post("/retention/purge")                 # what Odoo's daily cron calls
+    assert r.status_code == 200, r.text
+    result = r.json()
     assert not result["errors"], result
     assert result["expunged"] >= 2
 
@@ -69,6 +68,23 @@ def test_retention_purge_expunges_old_mail_through_dovecot(mail, api, tenant, de
     assert mail.subjects(alice, PASSWORD, "Sent") == []
     assert "old-inbox" in mail.subjects(carol, PASSWORD)
     assert "old-sent" in mail.subjects(carol, PASSWORD, "Sent")
+
+
+def test_retention_purge_command(mail, api, tenant, devenv):
+    domain = tenant.domain()
+    alice = tenant.mailbox(domain, "alice")
+    m = mail.imap(alice, PASSWORD)
+    m.append("INBOX", None, imaplib.Time2Internaldate(time.time() - 8 * 86400),
+             b"From: x@example.net\r\nSubject: week-old\r\n\r\nold\r\n")
+    m.append("INBOX", None, imaplib.Time2Internaldate(time.time() - 2 * 86400),
+             b"From: x@example.net\r\nSubject: two-days-old\r\n\r\nold\r\n")
+    m.logout()
+    assert api.put(f"/domains/{domain}/retention", json={"retention_days": 7}).status_code == 200
+    env = {**os.environ, **devenv}
+    cli = os.path.join(os.path.dirname(sys.executable), "emboux-connector")
+    out = subprocess.run([cli, "purge-retention"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert mail.subjects(alice, PASSWORD) == ["two-days-old"]
 
 
 def test_health_reports_each_component(api):
@@ -88,3 +104,52 @@ def test_health_probes_notice_a_dead_server(mailserver_module, monkeypatch):
     assert mailserver_module.check_dovecot()[0] is False
     checks = mailserver_module.health_checks()
     assert not checks["postfix"]["ok"] and not checks["dovecot"]["ok"]
+
+
+def _wait(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _listening(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_health_is_503_while_postfix_or_dovecot_is_down(api, devenv):
+    """Stops the real servers for a moment (and always starts them again)."""
+    postfix = ["postfix", "-c", devenv["POSTFIX_CONFIG_DIR"]]
+    dovecot_conf = devenv["DOVECOT_CONFIG"]
+    try:
+        subprocess.run(postfix + ["stop"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert _wait(lambda: not _listening(devenv["SMTP_PORT"]))
+        r = api.get("/health")
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["postfix"]["ok"] is False and body["dovecot"]["ok"] is True, body
+    finally:
+        # (no pipes: the daemon would inherit them and run() would wait for EOF)
+        subprocess.run(postfix + ["start"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert _wait(lambda: _listening(devenv["SMTP_PORT"]))
+    try:
+        subprocess.run(["doveadm", "-c", dovecot_conf, "stop"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert _wait(lambda: not _listening(devenv["IMAP_PORT"]))
+        r = api.get("/health")
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["dovecot"]["ok"] is False and body["postfix"]["ok"] is True, body
+    finally:
+        # the master exits a few seconds after its listeners close
+        _wait(lambda: subprocess.run(["dovecot", "-c", dovecot_conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL).returncode == 0)
+        assert _wait(lambda: _listening(devenv["IMAP_PORT"]))
+    assert api.get("/health").status_code == 200
