@@ -124,8 +124,8 @@ def suspend_domain(cur, caller, name):
           summary="Activate a suspended domain: delivery and logins resume at once")
 def activate_domain(cur, caller, name):
     name = _set_status(cur, name, "active")
-    credential = lifecycle.on_activated(cur, name)  # issue 4: Mailgun SMTP credential bootstrap
-    return {"name": name, "suspended": False, "message": "Domain activated", "smtp_credential": credential}
+    lifecycle.on_activated(cur, name)  # issue 4: Mailgun SMTP credential bootstrap
+    return {"name": name, "suspended": False, "message": "Domain activated"}
 
 
 @endpoint(bp, "/domains/<name>/owner", "PUT", role="master", body=schemas.DomainOwner,
