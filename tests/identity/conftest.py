@@ -219,19 +219,15 @@ def sns_signer(maildb):
                     "ON CONFLICT (url) DO UPDATE SET pem = EXCLUDED.pem, fetched_at = now()", (CERT_URL, pem))
 
     def sign(msg, version="2", cert_url=CERT_URL, signing_key=None):
-        from emboux_connector.api.webhooks import SIGNED_KEYS
         msg = dict(msg, SignatureVersion=version, SigningCertURL=cert_url)
-        text = "".join(f"{k}\n{msg[k]}\n" for k in SIGNED_KEYS[msg["Type"]]
-                       if not (k == "Subject" and msg.get(k) is None))
+        # AWS's canonical form, written out here independently of the connector
+        keys = (["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+                if msg["Type"] == "Notification" else
+                ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"])
+        text = "".join(f"{k}\n{msg[k]}\n" for k in keys if msg.get(k) is not None)
         algo = hashes.SHA1() if version == "1" else hashes.SHA256()
         sig = (signing_key or key).sign(text.encode(), padding.PKCS1v15(), algo)
         msg["Signature"] = base64.b64encode(sig).decode()
         return msg
     sign.key = key
     return sign
-
-
-def sns_notification(topic, message, msg_id=None):
-    return {"Type": "Notification", "MessageId": msg_id or str(uuid.uuid4()), "TopicArn": topic,
-            "Message": json.dumps(message), "Timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"}

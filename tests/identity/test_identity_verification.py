@@ -136,24 +136,29 @@ def test_activate_bootstraps_mailgun_credential_idempotently(api, mailgun, sql):
     api.post(f"/domains/{name}/verify")
     assert sql("SELECT 1 FROM mailserver.sender_relays WHERE domain = %s", (name,)) == []
     r = api.put(f"/domains/{name}/activate")
-    assert r.status_code == 200 and r.json()["smtp_credential"] == "created"
-    assert r.json()["message"] == "Domain activated"
-    assert "password" not in r.text
+    assert r.status_code == 200
+    assert r.json() == {"name": name, "suspended": False, "message": "Domain activated"}
     cred = sql("SELECT credential FROM mailserver.sender_relays WHERE domain = %s", (name,))[0]["credential"]
     login, _, password = cred.partition(":")
     assert mailgun.domain(name)["credentials"] == {login: password}
+    assert password not in r.text
     r = api.put(f"/domains/{name}/activate")
-    assert r.json()["smtp_credential"] == "present"
+    assert r.status_code == 200
+    # idempotent: the same credential, not a new one
+    assert sql("SELECT credential FROM mailserver.sender_relays WHERE domain = %s", (name,))[0]["credential"] == cred
+    assert mailgun.domain(name)["credentials"] == {login: password}
     assert sql("SELECT count(*) AS n FROM relay_credentials r JOIN domains d ON d.id = r.domain_id "
                "WHERE d.name = %s", (name,))[0]["n"] == 1
 
 
-def test_activate_skips_ses_and_local(api):
+def test_activate_skips_ses_and_local(api, sql):
     name = fresh()
     api.post("/domains/", json={"name": name})
-    assert api.put(f"/domains/{name}/activate").json()["smtp_credential"] == "skipped"
+    assert api.put(f"/domains/{name}/activate").status_code == 200
     set_provider(api, name, "ses")
-    assert api.put(f"/domains/{name}/activate").json()["smtp_credential"] == "skipped"
+    assert api.put(f"/domains/{name}/activate").status_code == 200
+    assert sql("SELECT count(*) AS n FROM relay_credentials r JOIN domains d ON d.id = r.domain_id "
+               "WHERE d.name = %s", (name,))[0]["n"] == 0
 
 
 def test_register_subdomain_mailgun_is_self_contained_and_delete_cleans_up(api, mailgun, sql):
