@@ -10,9 +10,8 @@ class ResConfigSettings(models.TransientModel):
 
     emboux_connector_url = fields.Char("Connector URL", config_parameter="emboux.connector_url")
     # Never shown back: the field is always empty on screen; typing a value
-    # replaces the stored system parameter.
-    emboux_master_token = fields.Char("Master token", store=False,
-                                      help="Leave empty to keep the current token.")
+    # replaces the stored system parameter (and the wizard's copy is wiped).
+    emboux_master_token = fields.Char("Master token", help="Leave empty to keep the current token.")
     emboux_master_token_set = fields.Boolean(compute="_compute_emboux_master_token_set")
     emboux_connect_timeout = fields.Float("Connect timeout (s)", config_parameter="emboux.connect_timeout",
                                           default=3.0)
@@ -29,6 +28,7 @@ class ResConfigSettings(models.TransientModel):
         super().set_values()
         if self.emboux_master_token:
             self.env["ir.config_parameter"].sudo().set_param("emboux.master_token", self.emboux_master_token.strip())
+            self.emboux_master_token = False
 
     def action_emboux_test_connection(self):
         self.ensure_one()

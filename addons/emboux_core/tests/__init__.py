@@ -2,3 +2,4 @@ from . import test_sync_hooks
 from . import test_validation
 from . import test_security
 from . import test_committed
+from . import test_platform
