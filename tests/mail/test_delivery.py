@@ -1,6 +1,7 @@
 """Inbound delivery through the real Postfix -> LMTP -> Dovecot, and no open relay."""
 
 import smtplib
+import uuid
 
 import pytest
 
@@ -41,13 +42,18 @@ def test_unknown_recipient_refused_without_catch_all(mail, tenant):
 def test_no_open_relay_even_from_loopback(mail, tenant):
     domain = tenant.domain()
     alice = tenant.mailbox(domain, "alice")
+    # a catch-all must not turn routed addresses into relaying either
+    assert tenant.post("/aliases/", json={"domain_name": domain, "source": f"@{domain}",
+                                          "destination": alice}).status_code == 201
     # an outside recipient, from an outside and from a hosted sender
     code, text = mail.rcpt("victim@example.org")
     assert code == 554 and b"Relay access denied" in text, (code, text)
     code, text = mail.rcpt("victim@example.org", sender=alice)
     assert code == 554, (code, text)
     # source-routing and percent tricks via a hosted domain
-    for trick in (f"victim%example.org@{domain}", f"@{domain}:victim@example.org"):
+    for trick in (f"victim%example.org@{domain}", f"@{domain}:victim@example.org",
+                  f"victim!example.org@{domain}", f'"victim@example.org"@{domain}',
+                  "victim@example.org@[127.0.0.1]", "victim@[127.0.0.1]"):
         try:
             code, text = mail.rcpt(trick)
         except smtplib.SMTPException as e:
@@ -84,3 +90,21 @@ def test_submission_needs_starttls_then_auth(mail, tenant):
     assert "not owned by user" in str(exc.value)
     s.quit()
     mail.wait_for(bob, PASSWORD, subject)
+
+
+def test_new_domain_accepted_by_a_warm_smtpd(mail, tenant):
+    """smtpd caches address classification: a domain created after warm smtpd
+    processes refused one of its addresses is still accepted at once."""
+    domain = f"{uuid.uuid4().hex[:10]}.emboux-test.net"
+    held = mail.mx()
+    assert mail.rcpt(f"alice@{domain}", conn=held)[0] == 554          # not ours yet
+    for _ in range(5):
+        assert mail.rcpt(f"alice@{domain}")[0] == 554
+    tenant.domain(domain)
+    alice = tenant.mailbox(domain, "alice")
+    assert mail.rcpt(alice, conn=held)[0] == 250
+    held.quit()
+    for _ in range(5):
+        assert mail.rcpt(alice)[0] == 250
+        assert mail.rcpt(f"nobody@{domain}")[0] == 550
+    mail.wait_for(alice, PASSWORD, mail.send(alice))
