@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from outbound_helpers import Outbound, Submitter, free_port, wait_port
+from outbound_helpers import Outbound, PolicyClient, Submitter, free_port, wait_port, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def policyd(devenv, tmp_path):
     """policyd(dsn=None) -> port of a new emboux-policyd process (stopped at teardown)."""
     procs = []
 
-    def start(dsn=None, **env):
+    def start(dsn=None, ready=True, **env):
         port = free_port()
         penv = dict(os.environ, POLICYD_DSN=dsn or devenv["MAILDB_DSN"], **env)
         log = open(tmp_path / f"policyd-{port}.log", "wb")
@@ -37,6 +37,11 @@ def policyd(devenv, tmp_path):
                              stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         assert wait_port(port), (tmp_path / f"policyd-{port}.log").read_text()
+        if ready:   # answers temporary refusals until it has reached the mail DB
+            c = PolicyClient(port)
+            assert wait_until(lambda: c.ask(protocol_state="DATA") == "DUNNO"), \
+                (tmp_path / f"policyd-{port}.log").read_text()
+            c.close()
         return port
 
     yield start

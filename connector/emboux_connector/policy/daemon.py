@@ -44,7 +44,7 @@ SQL_DOMAIN = dollar(engine.DOMAIN_STATE_SQL)
 SQL_MAILBOX = dollar(engine.MAILBOX_SQL)
 SQL_SUPP = dollar(engine.SUPPRESSION_SQL)
 SQL_LOCK = dollar(engine.COUNTERS_LOCK_SQL)
-SQL_SEEN = dollar(engine.SEEN_SQL)
+SQL_LOCK_SEEN = dollar(engine.LOCK_AND_SEEN_SQL)
 SQL_APPLY = dollar(engine.APPLY_SQL)
 
 _MISSING = object()
@@ -73,8 +73,12 @@ class Policy:
         self.supp_stale = set()   # emails whose suppression row changed: re-read
         self.hints = {}           # domain id -> (Verdict, expiry): cap exhausted
         self.inflight = {}        # single-flight loads
-        self.pending = []         # END-OF-MESSAGE waiting for the next batch
-        self.flushing = False
+        # END-OF-MESSAGE waiting for the next batch, in lanes by domain: the
+        # lanes' batches lock disjoint rows, so they run (and group-commit)
+        # in parallel; within a lane one batch at a time.
+        self.lanes = pool_size
+        self.pending = [[] for _ in range(self.lanes)]
+        self.flushing = [False] * self.lanes
         self._listener_task = None
         self._stop = asyncio.Event()
         self.stats = {"requests": 0, "batches": 0, "db_errors": 0}
@@ -132,7 +136,7 @@ class Policy:
                     supp.setdefault(r["email"], []).append(r["reason"])
                 if self.pool is None:
                     self.pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.pool_size, timeout=3,
+                        self.dsn, min_size=1, max_size=self.pool_size + 2, timeout=3,
                         command_timeout=5, max_inactive_connection_lifetime=60,
                         server_settings={"application_name": "emboux-policyd"})
                 self.suppressed = {k: tuple(sorted(v)) for k, v in supp.items()}
@@ -296,19 +300,22 @@ class Policy:
 
     async def _count(self, msg):
         fut = asyncio.get_running_loop().create_future()
-        self.pending.append((msg, fut))
-        if not self.flushing:
-            self.flushing = True
-            asyncio.ensure_future(self._flush())
+        lane = msg.state.id % self.lanes
+        self.pending[lane].append((msg, fut))
+        if not self.flushing[lane]:
+            self.flushing[lane] = True
+            asyncio.ensure_future(self._flush(lane))
         return await fut
 
-    async def _flush(self):
+    async def _flush(self, lane):
         try:
-            while self.pending:
-                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            await asyncio.sleep(0)          # let the requests of this moment join
+            while self.pending[lane]:
+                batch = self.pending[lane][:MAX_BATCH]
+                del self.pending[lane][:MAX_BATCH]
                 await self._run_batch(batch)
         finally:
-            self.flushing = False
+            self.flushing[lane] = False
 
     async def _run_batch(self, batch):
         msgs = [m for m, _ in batch]
@@ -318,8 +325,8 @@ class Policy:
             ids = sorted({m.state.id for m in msgs})
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
-                    rows = await conn.fetch(SQL_LOCK, ids)
-                    seen = [r[0] for r in await conn.fetch(SQL_SEEN, [m.key for m in msgs])]
+                    rows = await conn.fetch(SQL_LOCK_SEEN, ids, [m.key for m in msgs])
+                    seen = (rows[0]["seen"] or []) if rows else []
                     params = engine.decide_batch(msgs, rows, seen, self.settings)
                     if params is not None:
                         await conn.execute(SQL_APPLY, *params)
@@ -437,7 +444,7 @@ async def serve(dsn, host, port, settings=None, ready=None):
     server.close()
     # let batches in flight finish
     for _ in range(50):
-        if not policy.pending and not policy.flushing:
+        if not any(policy.pending) and not any(policy.flushing):
             break
         await asyncio.sleep(0.05)
     await policy.close()

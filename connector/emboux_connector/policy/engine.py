@@ -115,6 +115,12 @@ SELECT domain_id, sent_today, sent_month, bytes_month, warmup_day,
 FROM outbound_counters WHERE domain_id = ANY(%s) ORDER BY domain_id FOR UPDATE
 """
 SEEN_SQL = "SELECT msg_key FROM outbound_messages WHERE msg_key = ANY(%s)"
+# Both in one round trip (the daemon's path): the rows, each carrying the
+# keys already counted among the batch's.
+LOCK_AND_SEEN_SQL = f"""
+WITH c AS ({COUNTERS_LOCK_SQL})
+SELECT c.*, (SELECT array_agg(msg_key) FROM outbound_messages WHERE msg_key = ANY(%s)) AS seen FROM c
+"""
 APPLY_SQL = """
 WITH ins AS (
     INSERT INTO outbound_messages (msg_key, domain_id, units, bytes)
