@@ -105,7 +105,7 @@ def test_domain_and_catch_all_mailbox_through_the_forms(env, odoo, tenant, page)
         msg.set_content("hello")
         with smtplib.SMTP(env.get("SMTP_HOST", "127.0.0.1"), int(env["SMTP_PORT"]), timeout=15) as smtp:
             smtp.send_message(msg)
-        for _ in range(100):
+        for _ in range(300):  # up to a minute
             imap.noop()
             status, data = imap.search(None, '(SUBJECT "catch-all check")')
             if data and data[0]:

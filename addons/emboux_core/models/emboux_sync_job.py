@@ -133,14 +133,23 @@ class EmbouxSyncJob(models.Model):
         a database-wide advisory lock; commit=False is for callers that own
         the transaction (tests)."""
         cr = self.env.cr
-        if commit:
-            cr.execute("SELECT pg_advisory_lock(%s)", (_QUEUE_LOCK,))
-        try:
+        if not commit:
             return self._process_queue_locked(commit, limit)
+        # Wait for a running dispatcher (at most a minute; then the cron will do it).
+        cr.execute("SET LOCAL lock_timeout = '60s'")
+        cr.execute("SELECT pg_advisory_lock(%s)", (_QUEUE_LOCK,))
+        try:
+            sent = self._process_queue_locked(commit, limit)
+            cr.commit()
+            return sent
+        except Exception:
+            cr.rollback()
+            raise
         finally:
-            if commit:
-                cr.commit()
-                cr.execute("SELECT pg_advisory_unlock(%s)", (_QUEUE_LOCK,))
+            # a session lock outlives transactions: release it whatever happened,
+            # or the pooled connection would keep the queue locked
+            cr.execute("SELECT pg_advisory_unlock(%s)", (_QUEUE_LOCK,))
+            cr.commit()
 
     def _process_queue_locked(self, commit, limit):
         now = fields.Datetime.now()
