@@ -24,13 +24,17 @@ class EmbouxChangeFeed(models.AbstractModel):
     def _cron_pull_changes(self):
         """Cron "Email Hosting: sync — pull changes made through the API"."""
         try:
-            return self._pull_changes()
+            return self._pull_changes(commit=True)
         except ConnectorError as exc:
             _logger.warning("EmBoux pull sync skipped: %s", exc)
             return 0
 
     @api.model
-    def _pull_changes(self, max_rounds=50):
+    def _pull_changes(self, max_rounds=50, commit=False, chunk=200):
+        """Apply the feed since the last `next_since`. With commit=True (cron)
+        progress is committed every `chunk` changes; `since` only moves once
+        a whole page is applied, and re-applying a change is harmless, so an
+        interruption just replays the page."""
         icp = self.env["ir.config_parameter"].sudo()
         client = self.env["emboux.connector"]._client()
         applied = 0
@@ -38,9 +42,17 @@ class EmbouxChangeFeed(models.AbstractModel):
             since = icp.get_param(SINCE_PARAM) or None
             feed = client.call("GET", "/changes", params={"since": since} if since else None)
             changes = sorted(feed.get("changes") or [], key=lambda c: (ORDER.get(c["resource"], 9), c["changed_at"]))
-            for change in changes:
-                applied += self._apply_change(change)
+            for i, change in enumerate(changes, 1):
+                try:
+                    with self.env.cr.savepoint():
+                        applied += self._apply_change(change)
+                except Exception:  # one odd change must not stall the feed forever
+                    _logger.exception("EmBoux pull sync: cannot apply %s", change)
+                if commit and i % chunk == 0:
+                    self.env.cr.commit()
             icp.set_param(SINCE_PARAM, feed["next_since"])
+            if commit:
+                self.env.cr.commit()
             if not feed.get("truncated"):
                 break
         return applied
