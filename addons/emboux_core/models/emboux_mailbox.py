@@ -79,8 +79,11 @@ class EmbouxMailbox(models.Model):
     def create(self, vals_list):
         sync = self._emboux_sync_enabled()
         passwords = []
+        Domain = self.env["emboux.domain"]
         for vals in vals_list:
             vals["local_part"] = self._emboux_check(names.local_part, vals.get("local_part"))
+            if "quota_mb" not in vals and vals.get("domain_id"):
+                vals["quota_mb"] = Domain.browse(vals["domain_id"]).tenant_id.default_quota_mb
             pw = vals.pop("password", False)
             if sync:
                 if not pw:

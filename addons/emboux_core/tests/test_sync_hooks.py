@@ -162,3 +162,26 @@ class TestSyncHooks(EmbouxCase):
         self.flush_queue()
         self.assertEqual(job.state, "done", job.last_error)
         self.assertEqual(dom.sync_state, "synced")
+
+    def test_tenant_unlink_and_default_quota(self):
+        partner = self.env["res.partner"].create({"name": "Short-lived"})
+        tenant = self.env["emboux.tenant"].create({"name": "Short-lived", "partner_id": partner.id,
+                                                   "default_quota_mb": 321})
+        self.assertTrue(tenant.partner_ref, "a platform reference is generated")
+        self.flush_queue()
+        self.assertEqual(tenant.sync_state, "synced", tenant.sync_error)
+        dom = self.new_domain(tenant=tenant)
+        box = self.env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "q", "password": "Passw0rd-q1"})
+        self.assertEqual(box.quota_mb, 321, "the tenant's default storage per mailbox")
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT quota_mb FROM mailboxes WHERE email = %s", (box.email,)), [(321,)])
+        ref = tenant.partner_ref
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE partner_ref = %s", (ref,)), [(1,)])
+        from odoo.exceptions import UserError
+        with self.assertRaisesRegex(UserError, "Delete or move the domains"):
+            tenant.unlink()
+        dom.unlink()
+        tenant.unlink()
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE partner_ref = %s", (ref,)), [(0,)])
+        self.assertEqual(maildb("SELECT count(*) FROM domains WHERE partner_ref = %s", (ref,)), [(0,)])
