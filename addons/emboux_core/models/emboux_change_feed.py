@@ -14,6 +14,9 @@ _logger = logging.getLogger(__name__)
 
 SINCE_PARAM = "emboux.changes_since"
 ORDER = {"domain": 0, "mailbox": 1, "alias": 2}
+# Pulled records: no echo to the connector, and no chatter noise per record.
+QUIET = {"emboux_no_sync": True, "active_test": False, "mail_create_nolog": True,
+         "mail_create_nosubscribe": True, "mail_notrack": True}
 
 
 class EmbouxChangeFeed(models.AbstractModel):
@@ -63,10 +66,10 @@ class EmbouxChangeFeed(models.AbstractModel):
             [("res_model", "=", record._name), ("res_id", "=", record.id), ("state", "in", ("pending", "failed"))]))
 
     def _tenant(self, partner_ref):
-        Tenant = self.env["emboux.tenant"].sudo().with_context(active_test=False, emboux_no_sync=True)
+        Tenant = self.env["emboux.tenant"].sudo().with_context(**QUIET)
         tenant = Tenant.search([("partner_ref", "=", partner_ref)], limit=1)
         if not tenant:
-            partner = self.env["res.partner"].sudo().create({"name": partner_ref, "is_company": True})
+            partner = self.env["res.partner"].sudo().with_context(**QUIET).create({"name": partner_ref, "is_company": True})
             tenant = Tenant.create({"name": partner_ref, "partner_ref": partner_ref, "partner_id": partner.id})
         return tenant
 
@@ -75,7 +78,7 @@ class EmbouxChangeFeed(models.AbstractModel):
         models_ = {"domain": ("emboux.domain", "name"), "mailbox": ("emboux.mailbox", "email"),
                    "alias": ("emboux.alias", "source")}
         model, field = models_[res]
-        Model = self.env[model].sudo().with_context(active_test=False, emboux_no_sync=True)
+        Model = self.env[model].sudo().with_context(**QUIET)
         record = Model.search([(field, "=", key)], limit=1)
         if record and self._has_local_work(record):
             return 0  # Odoo's own change is on its way: it wins, and will be echoed back harmlessly
@@ -89,7 +92,7 @@ class EmbouxChangeFeed(models.AbstractModel):
                     record.mailbox_id.with_context(emboux_no_sync=True).write({"catch_all": False})
                 return 1
             return 0
-        Domain = self.env["emboux.domain"].sudo().with_context(active_test=False, emboux_no_sync=True)
+        Domain = self.env["emboux.domain"].sudo().with_context(**QUIET)
         if res == "domain":
             if not cur.get("partner_ref"):
                 return 0  # master-owned platform domain: not a customer's
@@ -121,7 +124,7 @@ class EmbouxChangeFeed(models.AbstractModel):
         else:
             record = Model.create(dict(vals, domain_id=domain.id, source=cur["source"]))
         if record.is_catch_all:
-            box = self.env["emboux.mailbox"].sudo().with_context(emboux_no_sync=True).search(
+            box = self.env["emboux.mailbox"].sudo().with_context(**QUIET).search(
                 [("email", "=", record.destinations)], limit=1)
             if box:
                 record.write({"mailbox_id": box.id})
