@@ -88,6 +88,16 @@ class Outbound:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def settle(self, **expected):
+        """The outbound state once the counters show `expected`: the daemon
+        confirms what it served from its lease in the DB within moments."""
+        state = wait_until(lambda: (lambda s: s if all(s[k] == v for k, v in expected.items()) else None)(
+            self.get()), timeout=5)
+        if state is None:
+            state = self.get()
+            assert {k: state[k] for k in expected} == expected
+        return state
+
 
 def accepted(results):
     return sum(1 for ok, _, _ in results if ok)

@@ -5,7 +5,7 @@ import smtplib
 
 import pytest
 
-from outbound_helpers import PASSWORD, accepted
+from outbound_helpers import PASSWORD, accepted, wait_until
 
 
 def refusals(results):
@@ -19,8 +19,7 @@ def test_hard_daily_cap_exactly_n(outbound, submit):
     assert [ok for ok, _, _ in res] == [True] * 5 + [False] * 3
     for code, text in refusals(res):
         assert code == 554 and "Daily sending limit reached" in text, (code, text)
-    state = outbound.get()
-    assert state["outbound_sent_today"] == 5 and state["outbound_sent_month"] == 5
+    outbound.settle(outbound_sent_today=5, outbound_sent_month=5)
 
 
 def test_a_message_counts_its_recipients(outbound, submit, tenant):
@@ -30,7 +29,7 @@ def test_a_message_counts_its_recipients(outbound, submit, tenant):
     res = submit.send(outbound.alice, [outbound.bob, carol])                        # 6 > 5
     assert accepted(res) == 0, res
     assert accepted(submit.send(outbound.alice, outbound.bob)) == 1                 # 5 = 5
-    assert outbound.get()["outbound_sent_today"] == 5
+    outbound.settle(outbound_sent_today=5)
 
 
 def test_soft_cap_lets_through_and_counts_overage(outbound, submit):
@@ -38,9 +37,7 @@ def test_soft_cap_lets_through_and_counts_overage(outbound, submit):
                  spike_max_multiplier=0)
     res = submit.send(outbound.alice, outbound.bob, n=5)
     assert accepted(res) == 5, res
-    state = outbound.get()
-    assert state["outbound_sent_today"] == 5
-    assert state["overage_today"] == 2 and state["overage_month"] == 2
+    outbound.settle(outbound_sent_today=5, overage_today=2, overage_month=2)
 
 
 def test_hourly_throttle(outbound, submit):
@@ -51,7 +48,7 @@ def test_hourly_throttle(outbound, submit):
     assert accepted(res) == 17, res
     for code, text in refusals(res):
         assert code == 451 and "Hourly sending limit" in text, (code, text)
-    assert outbound.get()["outbound_sent_this_hour"] == 17
+    outbound.settle(outbound_sent_this_hour=17)
 
 
 def test_hourly_floor_is_10(outbound, submit):
@@ -68,9 +65,8 @@ def test_warmup_caps_a_new_domain_and_grows_daily(outbound, submit, api, next_da
         assert code == 554 and "Warm-up limit" in text, (code, text)
     r = api.post("/outbound/reset-daily", json={"day": next_day()})
     assert r.status_code == 200, r.text
-    state = outbound.get()
-    assert state["warmup_day"] == 1 and state["warmup_daily_cap"] == 55   # ceil(50 x 1.1)
-    assert state["outbound_sent_today"] == 0
+    state = outbound.settle(warmup_day=1, outbound_sent_today=0)
+    assert state["warmup_daily_cap"] == 55                                # ceil(50 x 1.1)
     # a fast profile grows 1.8x per day: ceil(50 x 1.8) = 90
     assert outbound.set(warmup_profile="fast")["warmup_daily_cap"] == 90
     assert outbound.set(warmup_profile="conservative")["warmup_daily_cap"] == 53
@@ -104,8 +100,8 @@ def test_transfer_cap_by_bytes(outbound, submit, api):
     assert accepted(res) == 3, res                     # 3 x 300 kB < 1 MiB < 4 x 300 kB
     for code, text in refusals(res):
         assert code == 554 and "transfer limit" in text, (code, text)
-    state = outbound.get()
-    assert 900_000 < state["outbound_bytes_month"] <= 1024 * 1024
+    state = wait_until(lambda: (lambda s: s if s["outbound_bytes_month"] > 900_000 else None)(outbound.get()))
+    assert state and 900_000 < state["outbound_bytes_month"] <= 1024 * 1024, state
 
 
 def test_suppressed_recipient_gets_550(outbound, submit, sql, api):
@@ -175,7 +171,7 @@ def test_outbound_suspended_refuses_at_once(outbound, submit):
     assert "Outbound mail for" in res[0][2] and "bounce rate 4.2%" in res[0][2], res
     outbound.set(outbound_status="active")
     assert accepted(submit.send(outbound.alice, outbound.bob)) == 1
-    assert outbound.get()["outbound_sent_today"] == 2       # refused: not counted
+    outbound.settle(outbound_sent_today=2)                   # refused: not counted
 
 
 def test_suspended_domain_cannot_send(outbound, submit, api):

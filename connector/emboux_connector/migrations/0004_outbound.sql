@@ -58,8 +58,27 @@ CREATE TABLE outbound_counters (
     -- the webhooks: bounce_rate = bounce_count / sent_month, in percent.
     bounce_count         integer NOT NULL DEFAULT 0,
     complaint_count      integer NOT NULL DEFAULT 0,
+    -- Units / bytes leased to policy daemons and not yet confirmed (sum of
+    -- outbound_leases): every cap check counts sent + reserved.
+    reserved_units       integer NOT NULL DEFAULT 0,
+    reserved_bytes       bigint NOT NULL DEFAULT 0,
     updated_at           timestamptz NOT NULL DEFAULT now()
 );
+
+-- Quota leased in blocks by each daemon process (holder), served from its
+-- memory and confirmed in batches; returned when idle, on shutdown or when
+-- another daemon needs it. A lease past expires_at (its daemon died) is
+-- counted as sent by the sweeper: never an overshoot, at worst an
+-- over-count after a crash.
+CREATE TABLE outbound_leases (
+    domain_id   bigint NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
+    holder      text NOT NULL,
+    units       integer NOT NULL,
+    bytes       bigint NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (domain_id, holder)
+);
+CREATE INDEX outbound_leases_expiry_idx ON outbound_leases (expires_at);
 
 -- Every domain has its counters row from birth (the daemon only UPDATEs).
 CREATE FUNCTION outbound_counters_create() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -21,9 +21,11 @@ POLICYD_HOST, POLICYD_PORT, HOURLY_FRACTION, WARMUP_START, SPIKE_MIN).
 
 import argparse
 import asyncio
+import collections
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -46,6 +48,20 @@ SQL_SUPP = dollar(engine.SUPPRESSION_SQL)
 SQL_LOCK = dollar(engine.COUNTERS_LOCK_SQL)
 SQL_LOCK_SEEN = dollar(engine.LOCK_AND_SEEN_SQL)
 SQL_APPLY = dollar(engine.APPLY_SQL)
+SQL_GRANT = dollar(engine.GRANT_SQL)
+SQL_LOCK_ROWS = dollar(engine.LOCK_ROWS_SQL)
+SQL_CONFIRM = dollar(engine.CONFIRM_SQL)
+SQL_SWEEP_LOCK = dollar(engine.SWEEP_LOCK_SQL)
+SQL_SWEEP = dollar(engine.SWEEP_SQL)
+
+LEASE_TTL = 30.0        # a lease expires in the DB this long after its last renewal
+LEASE_USE = 20.0        # ... and we stop using it 10 s before that
+LEASE_IDLE = 2.0        # unused this long: given back
+CONFIRM_EVERY = 0.02    # how often consumed units are confirmed in the DB
+SWEEP_EVERY = 5.0
+RETRY_WAIT = 0.03       # a cap looks reached while others hold leases: ask them back, retry
+RETRIES = 20
+RECENT_MAX = 100_000
 
 _MISSING = object()
 
@@ -79,6 +95,15 @@ class Policy:
         self.lanes = pool_size
         self.pending = [[] for _ in range(self.lanes)]
         self.flushing = [False] * self.lanes
+        # Leases (hard enforcement): quota reserved in the DB, served from here.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.leases = {}          # domain id -> Lease
+        self.confirm = []         # (key, domain id, units, bytes, lease bytes) served, not yet confirmed
+        self.returns = {}         # domain id -> [units, bytes] to give back
+        self.recent = collections.OrderedDict()   # keys served here (repeats answered at once)
+        self.contended = {}       # domain id -> until: lease exactly what is needed
+        self.down_since = None
+        self._flusher = None
         self._listener_task = None
         self._stop = asyncio.Event()
         self.stats = {"requests": 0, "batches": 0, "db_errors": 0}
@@ -86,9 +111,20 @@ class Policy:
     # --- DB plumbing -----------------------------------------------------------
     async def start(self):
         self._listener_task = asyncio.create_task(self._listen_forever())
+        self._flusher = asyncio.create_task(self._confirm_forever())
 
     async def close(self):
+        # give back every lease and confirm what was served
+        for dom_id in list(self.leases):
+            self._return_lease(dom_id)
+        if self.healthy:
+            try:
+                await asyncio.wait_for(self._confirm_once(), 5)
+            except Exception as exc:
+                log.error("could not return leases: %s", exc)
         self._stop.set()
+        if self._flusher:
+            self._flusher.cancel()
         if self._listener_task:
             self._listener_task.cancel()
             try:
@@ -105,15 +141,37 @@ class Policy:
         self.domains.clear()
         self.mailboxes.clear()
         self.hints.clear()
+        self._return_all()
+
+    def _return_all(self):
+        for dom_id in list(self.leases):
+            self._return_lease(dom_id)
+
+    def _return_lease(self, dom_id):
+        lease = self.leases.pop(dom_id, None)
+        if lease is not None and (lease.units or lease.bytes):
+            r = self.returns.setdefault(dom_id, [0, 0])
+            r[0] += lease.units
+            r[1] += lease.bytes
 
     def _on_notify(self, conn, pid, channel, payload):
         kind, _, key = payload.partition(":")
         if payload == "*":
             self._invalidate_all()
         elif kind == "d":
-            # settings or verification changed (a parent's too): drop them all
+            # settings or verification changed (a parent's too): drop them
+            # all, leases too (they were granted under the old settings)
             self.domains.clear()
             self.hints.clear()
+            self._return_all()
+        elif kind == "r":
+            # another daemon is short of quota for this domain: give ours back
+            try:
+                dom_id = int(key)
+            except ValueError:
+                return
+            self._return_lease(dom_id)
+            self.contended[dom_id] = time.monotonic() + 2.0
         elif kind == "m":
             self.mailboxes.pop(key, None)
         elif kind == "s":
@@ -142,6 +200,12 @@ class Policy:
                 self.suppressed = {k: tuple(sorted(v)) for k, v in supp.items()}
                 self.supp_stale.clear()
                 self._invalidate_all()
+                if self.down_since is not None and time.monotonic() - self.down_since > LEASE_USE - 5:
+                    # our leases may have expired meanwhile: the sweeper counted
+                    # them as sent, so what we served from them is accounted for
+                    self.confirm.clear()
+                    self.returns.clear()
+                self.down_since = None
                 self.healthy = True
                 delay = 0.2
                 log.info("connected to the mail DB; %d suppressed addresses", len(self.suppressed))
@@ -159,6 +223,8 @@ class Policy:
             finally:
                 was = self.healthy
                 self.healthy = False
+                if self.down_since is None:
+                    self.down_since = time.monotonic()
                 self._invalidate_all()
                 if conn is not None:
                     conn.terminate()
@@ -296,7 +362,28 @@ class Policy:
             nbytes = 0
         qid = req.get("queue_id", "")
         key = (f"{qid}:{req.get('instance', '')}:{login}" if qid else uuid.uuid4().hex)
-        return self._count(Message(key=key, state=acct, units=units, nbytes=nbytes))
+        msg = Message(key=key, state=acct, units=units, nbytes=nbytes)
+        if acct.enforcement == "hard":
+            if key in self.recent:
+                return "DUNNO"                  # a repeated request: counted once
+            lease = self.leases.get(acct.id)
+            if lease is not None and lease.fits(msg, time.monotonic()):
+                self._consume(lease, msg)
+                return "DUNNO"
+        return self._count(msg)
+
+    def _consume(self, lease, msg):
+        lease.units -= msg.units
+        lb = msg.nbytes if lease.track_bytes else 0
+        lease.bytes -= lb
+        lease.last_use = time.monotonic()
+        self._record(msg, lb)
+
+    def _record(self, msg, lb):
+        self.confirm.append((msg.key, msg.state.id, msg.units, msg.nbytes, lb))
+        self.recent[msg.key] = True
+        if len(self.recent) > RECENT_MAX:
+            self.recent.popitem(last=False)
 
     async def _count(self, msg):
         fut = asyncio.get_running_loop().create_future()
@@ -317,20 +404,166 @@ class Policy:
         finally:
             self.flushing[lane] = False
 
+    def _requeue(self, msg, fut):
+        if fut.done():
+            return
+        lane = msg.state.id % self.lanes
+        self.pending[lane].append((msg, fut))
+        if not self.flushing[lane]:
+            self.flushing[lane] = True
+            asyncio.ensure_future(self._flush(lane))
+
+    def _grant(self, msgs, rows, seen):
+        """Lease quota for hard-enforcement messages under the row locks held:
+        every message of the batch is served from quota granted in this
+        transaction (what is left joins the process's lease after the commit).
+        Returns ({domain id: [units, bytes, track_bytes] granted and left},
+        set of id(message) to retry, {domain id: [messages served]})."""
+        counters = {r["domain_id"]: dict(r) for r in rows}
+        seen = set(seen)
+        pool, retry, served = {}, set(), {}
+        now = time.monotonic()
+        for m in msgs:
+            dom_id = m.state.id
+            c = counters.get(dom_id)
+            if c is None:
+                m.result = engine.refuse("554 5.7.1", f"Domain {m.state.name} is not hosted here", "unknown")
+                continue
+            m.counters = c
+            if m.key in seen or m.key in self.recent:
+                m.result = engine.Verdict(True, "DUNNO", "already counted", kind="duplicate")
+                continue
+            p = pool.get(dom_id)
+            if p is None:
+                p = pool[dom_id] = [0, 0, engine.byte_cap(m.state, c) is not None, 0, 0]
+            need_u = max(0, m.units - p[0])
+            need_b = max(0, m.nbytes - p[1]) if p[2] else 0
+            if need_u or need_b:
+                contended = self.contended.get(dom_id, 0) > now
+                ku, kb, refusal = engine.lease_grant(m.state, c, need_u, need_b, self.settings, contended)
+                if refusal is not None:
+                    # Anything reserved (other daemons' leases, or units served
+                    # and not yet confirmed) may come back: ask, then retry.
+                    if (c["reserved_units"] or c["reserved_bytes"]) and m.retries < RETRIES:
+                        retry.add(id(m))
+                    else:
+                        m.result = refusal
+                    continue
+                p[0] += ku
+                p[1] += kb
+                p[3] += ku           # granted in this transaction
+                p[4] += kb
+            p[0] -= m.units
+            if p[2]:
+                p[1] -= m.nbytes
+            seen.add(m.key)
+            served.setdefault(dom_id, []).append(m)
+            m.result = engine.OK
+        return pool, retry, served
+
+    async def _confirm_forever(self):
+        last_sweep = time.monotonic()
+        while True:
+            await asyncio.sleep(CONFIRM_EVERY)
+            if not self.healthy or self.pool is None:
+                continue
+            now = time.monotonic()
+            for dom_id, lease in list(self.leases.items()):
+                if lease.deadline <= now or lease.last_use + LEASE_IDLE <= now:
+                    self._return_lease(dom_id)
+            try:
+                if self.confirm or self.returns:
+                    await self._confirm_once()
+                if now - last_sweep > SWEEP_EVERY:
+                    last_sweep = now
+                    async with self.pool.acquire() as conn:
+                        async with conn.transaction():
+                            await conn.execute(SQL_SWEEP_LOCK)
+                            await conn.execute(SQL_SWEEP)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats["db_errors"] += 1
+                log.error("confirming leased units failed (will retry): %s", exc)
+
+    async def _confirm_once(self):
+        confirm, self.confirm = self.confirm, []
+        returns, self.returns = self.returns, {}
+        try:
+            leaving = {}
+            for _, dom_id, units, _, lb in confirm:
+                x = leaving.setdefault(dom_id, [0, 0])
+                x[0] += units
+                x[1] += lb
+            for dom_id, (units, nbytes) in returns.items():
+                x = leaving.setdefault(dom_id, [0, 0])
+                x[0] += units
+                x[1] += nbytes
+            ids = sorted(leaving)
+            started = time.monotonic()
+            async with self.pool.acquire() as conn:
+                async with conn.transaction():
+                    await conn.execute(SQL_LOCK_ROWS, ids)
+                    await conn.execute(SQL_CONFIRM, [k for k, *_ in confirm], [d for _, d, *_ in confirm],
+                                       [u for _, _, u, _, _ in confirm], [b for _, _, _, b, _ in confirm],
+                                       ids, [leaving[i][0] for i in ids], [leaving[i][1] for i in ids],
+                                       LEASE_TTL, self.holder)
+            for dom_id in ids:                 # renewed in the DB
+                lease = self.leases.get(dom_id)
+                if lease is not None:
+                    lease.deadline = max(lease.deadline, started + LEASE_USE)
+        except BaseException:
+            # keep them for the next round (order does not matter)
+            self.confirm[:0] = confirm
+            for dom_id, (units, nbytes) in returns.items():
+                r = self.returns.setdefault(dom_id, [0, 0])
+                r[0] += units
+                r[1] += nbytes
+            raise
+
     async def _run_batch(self, batch):
         msgs = [m for m, _ in batch]
         try:
             if not self.healthy or self.pool is None:
                 raise DbDown()
             ids = sorted({m.state.id for m in msgs})
+            soft = [m for m in msgs if m.state.enforcement != "hard"]
+            hard = [m for m in msgs if m.state.enforcement == "hard"]
+            started = time.monotonic()
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
                     rows = await conn.fetch(SQL_LOCK_SEEN, ids, [m.key for m in msgs])
                     seen = (rows[0]["seen"] or []) if rows else []
-                    params = engine.decide_batch(msgs, rows, seen, self.settings)
-                    if params is not None:
-                        await conn.execute(SQL_APPLY, *params)
+                    if soft:
+                        params = engine.decide_batch(soft, rows, seen, self.settings)
+                        if params is not None:
+                            await conn.execute(SQL_APPLY, *params)
+                    pool, retry, served = self._grant(hard, rows, seen)
+                    g = sorted(i for i, p in pool.items() if p[3] or p[4])
+                    if g:
+                        await conn.execute(SQL_GRANT, g, [pool[i][3] for i in g], [pool[i][4] for i in g],
+                                           self.holder, LEASE_TTL)
+                    for dom_id in sorted({m.state.id for m in hard if id(m) in retry}):
+                        await conn.execute("SELECT pg_notify('emboux_policy', $1)", f"r:{dom_id}")
             self.stats["batches"] += 1
+            # committed: the granted quota is ours; what is left joins the lease
+            for dom_id, p in pool.items():
+                for m in served.get(dom_id, ()):
+                    self._record(m, m.nbytes if p[2] else 0)
+                if p[0] or p[1]:
+                    lease = self.leases.get(dom_id)
+                    if lease is None or not lease.valid(started):
+                        self._return_lease(dom_id)
+                        lease = self.leases[dom_id] = Lease(p[2])
+                    lease.units += p[0]
+                    lease.bytes += p[1]
+                    lease.deadline = max(lease.deadline, started + LEASE_USE)
+                    lease.last_use = time.monotonic()
+            loop = asyncio.get_running_loop()
+            for m, fut in batch:
+                if id(m) in retry:
+                    m.retries += 1
+                    loop.call_later(RETRY_WAIT, self._requeue, m, fut)
         except Exception as exc:
             if not isinstance(exc, DbDown):
                 self.stats["db_errors"] += 1
@@ -341,10 +574,11 @@ class Policy:
             return
         now = time.monotonic()
         for m, fut in batch:
+            if id(m) in retry:
+                continue
             v = m.result
             if (not v.allowed and v.kind in ("hourly", "daily", "warmup", "monthly", "transfer", "spike")
-                    and not isinstance(engine.count_check(m.state, dict(m.counters), 1, 0, self.settings),
-                                       tuple)):
+                    and self._exhausted(m)):
                 # this domain cannot take even one more recipient: refuse at
                 # RCPT until it might (an invalidation clears it sooner)
                 self.hints[m.state.id] = (v, now + HINT_TTL)
@@ -354,6 +588,33 @@ class Policy:
                 log.info("%s: %s", m.state.name, v.reason)
             if not fut.done():
                 fut.set_result(v.action)
+
+
+    def _exhausted(self, m):
+        """True when the domain cannot take even one more recipient."""
+        c = dict(m.counters)
+        if m.state.enforcement == "hard":
+            return engine.lease_grant(m.state, c, 1, 0, self.settings)[2] is not None
+        return isinstance(engine.count_check(m.state, c, 1, 0, self.settings), engine.Verdict)
+
+
+class Lease:
+    """Quota reserved in the DB for this process and one domain."""
+    __slots__ = ("units", "bytes", "track_bytes", "deadline", "last_use")
+
+    def __init__(self, track_bytes):
+        self.units = 0
+        self.bytes = 0
+        self.track_bytes = track_bytes
+        self.deadline = 0.0
+        self.last_use = time.monotonic()
+
+    def valid(self, now):
+        return self.deadline > now
+
+    def fits(self, msg, now):
+        return (self.deadline > now and self.units >= msg.units
+                and (not self.track_bytes or self.bytes >= msg.nbytes))
 
 
 def parse_request(block):

@@ -110,7 +110,7 @@ ALL_SUPPRESSION_SQL = "SELECT email, reason FROM suppression"
 # The counting transaction: lock the counters rows (in id order: two batches
 # can never deadlock), see which messages were counted already, decide, apply.
 COUNTERS_LOCK_SQL = """
-SELECT domain_id, sent_today, sent_month, bytes_month, warmup_day,
+SELECT domain_id, sent_today, sent_month, bytes_month, warmup_day, reserved_units, reserved_bytes,
        CASE WHEN hour_start = date_trunc('hour', now()) THEN sent_hour ELSE 0 END AS sent_hour
 FROM outbound_counters WHERE domain_id = ANY(%s) ORDER BY domain_id FOR UPDATE
 """
@@ -141,6 +141,74 @@ UPDATE outbound_counters c SET
 FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::int[], %s::bigint[], %s::int[])
      AS u(domain_id, units, bytes, over, over_bytes, warn)
 WHERE c.domain_id = u.domain_id
+"""
+
+
+# --- leases (the daemon's path for hard enforcement) ---------------------------------
+GRANT_SQL = """
+WITH g AS (SELECT * FROM unnest(%s::bigint[], %s::int[], %s::bigint[]) AS g(domain_id, units, bytes)),
+up AS (
+    UPDATE outbound_counters c SET reserved_units = c.reserved_units + g.units,
+                                   reserved_bytes = c.reserved_bytes + g.bytes
+    FROM g WHERE c.domain_id = g.domain_id
+)
+INSERT INTO outbound_leases (domain_id, holder, units, bytes, expires_at)
+SELECT domain_id, %s, units, bytes, now() + make_interval(secs => %s) FROM g
+ON CONFLICT (domain_id, holder) DO UPDATE SET
+    units = outbound_leases.units + EXCLUDED.units,
+    bytes = outbound_leases.bytes + EXCLUDED.bytes,
+    expires_at = EXCLUDED.expires_at
+"""
+
+LOCK_ROWS_SQL = "SELECT domain_id FROM outbound_counters WHERE domain_id = ANY(%s) ORDER BY domain_id FOR UPDATE"
+
+# Confirm the messages served from leases (counted once per key) and give
+# back what leaves the leases (consumed or returned unused). A lease the
+# sweeper already took (its units were counted as sent) is left alone.
+CONFIRM_SQL = """
+WITH ins AS (
+    INSERT INTO outbound_messages (msg_key, domain_id, units, bytes)
+    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::bigint[])
+    ON CONFLICT DO NOTHING
+    RETURNING domain_id, units, bytes
+),
+counted AS (SELECT domain_id, sum(units)::int AS u, sum(bytes)::bigint AS b FROM ins GROUP BY domain_id),
+f AS (SELECT * FROM unnest(%s::bigint[], %s::int[], %s::bigint[]) AS f(domain_id, units, bytes)),
+l AS (
+    UPDATE outbound_leases l SET units = l.units - f.units, bytes = l.bytes - f.bytes,
+                                 expires_at = now() + make_interval(secs => %s)
+    FROM f WHERE l.domain_id = f.domain_id AND l.holder = %s
+    RETURNING l.domain_id
+)
+UPDATE outbound_counters c SET
+    reserved_units = greatest(0, c.reserved_units - f.units),
+    reserved_bytes = greatest(0, c.reserved_bytes - f.bytes),
+    sent_today = c.sent_today + coalesce(k.u, 0),
+    sent_month = c.sent_month + coalesce(k.u, 0),
+    bytes_month = c.bytes_month + coalesce(k.b, 0),
+    sent_hour = CASE WHEN c.hour_start = date_trunc('hour', now()) THEN c.sent_hour ELSE 0 END + coalesce(k.u, 0),
+    hour_start = date_trunc('hour', now()),
+    updated_at = now()
+FROM f JOIN l ON l.domain_id = f.domain_id LEFT JOIN counted k ON k.domain_id = f.domain_id
+WHERE c.domain_id = f.domain_id
+"""
+
+# Leases whose daemon stopped renewing them: their units count as sent (they
+# may have been used), the reservation goes.
+SWEEP_LOCK_SQL = """
+SELECT domain_id FROM outbound_counters WHERE domain_id IN
+    (SELECT domain_id FROM outbound_leases WHERE expires_at < now())
+ORDER BY domain_id FOR UPDATE
+"""
+SWEEP_SQL = """
+WITH x AS (DELETE FROM outbound_leases WHERE expires_at < now() RETURNING domain_id, units, bytes),
+s AS (SELECT domain_id, sum(units)::int AS u, sum(bytes)::bigint AS b FROM x GROUP BY domain_id)
+UPDATE outbound_counters c SET
+    reserved_units = greatest(0, c.reserved_units - s.u),
+    reserved_bytes = greatest(0, c.reserved_bytes - s.b),
+    sent_today = c.sent_today + s.u, sent_month = c.sent_month + s.u,
+    bytes_month = c.bytes_month + s.b, updated_at = now()
+FROM s WHERE c.domain_id = s.domain_id
 """
 
 
@@ -220,56 +288,72 @@ def spike_cap(state, settings):
     return max(settings.spike_min, math.floor(state.spike_multiplier * state.history_avg))
 
 
+def unit_caps(state, c, settings):
+    """The per-recipient caps of a domain: [(kind, used, cap, code, text)],
+    `used` counting the units leased to daemons (reserved) as spent."""
+    r = c.get("reserved_units", 0)
+    name, out = state.name, []
+    hcap = hourly_cap(state, settings)
+    if hcap is not None:
+        # a rate, not a quota: the sender retries later, soft or hard
+        used = c["sent_hour"] + r
+        out.append(("hourly", used, hcap, "451 4.7.1", f"Hourly sending limit reached for {name} "
+                                                       f"({min(used, hcap)}/{hcap} this hour), try again later"))
+    used = c["sent_today"] + r
+    wcap = warmup_cap(state, c["warmup_day"], settings)
+    if wcap is not None:
+        out.append(("warmup", used, wcap, "554 5.7.1",
+                    f"Warm-up limit reached for {name} ({min(used, wcap)}/{wcap} today, "
+                    f"day {c['warmup_day']} of {state.warmup_profile} warm-up)"))
+    elif state.daily_limit:
+        out.append(("daily", used, state.daily_limit, "554 5.7.1",
+                    f"Daily sending limit reached for {name} ({min(used, state.daily_limit)}/{state.daily_limit})"))
+    if state.monthly_limit:
+        used_m = c["sent_month"] + r
+        out.append(("monthly", used_m, state.monthly_limit, "554 5.7.1",
+                    f"Monthly sending limit reached for {name} "
+                    f"({min(used_m, state.monthly_limit)}/{state.monthly_limit})"))
+    scap = spike_cap(state, settings)
+    if scap is not None:
+        out.append(("spike", used, scap, "554 5.7.1",
+                    f"Sending spike blocked for {name}: today's volume would exceed "
+                    f"{state.spike_multiplier:g}x the 7-day average ({state.history_avg:.1f}/day)"))
+    return out
+
+
+def byte_cap(state, c):
+    """(used, cap, code, text) of the monthly transfer cap, or None."""
+    if not state.transfer_monthly_mb:
+        return None
+    return (c["bytes_month"] + c.get("reserved_bytes", 0), state.transfer_monthly_mb * MB, "554 5.7.1",
+            f"Monthly transfer limit reached for {state.name} ({state.transfer_monthly_mb} MB)")
+
+
 def count_check(state, c, units, nbytes, settings):
     """Decide one message of `units` recipients and `nbytes` against the
     locked counters `c` (a dict: sent_today, sent_month, bytes_month,
-    sent_hour, warmup_day). On acceptance `c` is advanced."""
+    sent_hour, warmup_day[, reserved_units, reserved_bytes]). On acceptance
+    `c` is advanced and (Verdict, overage bytes) returned; a refusal is a
+    Verdict."""
     soft = state.enforcement == "soft"
     notes, overage, over_bytes, warn = [], 0, 0, False
-
-    hcap = hourly_cap(state, settings)
-    if hcap is not None and c["sent_hour"] + units > hcap:
-        # a rate, not a quota: the sender retries later, soft or hard
-        return refuse("451 4.7.1", f"Hourly sending limit reached for {state.name} "
-                                   f"({c['sent_hour']}/{hcap} this hour), try again later", "hourly")
-
-    caps = []   # (kind, used, cap, text)
-    wcap = warmup_cap(state, c["warmup_day"], settings)
-    if wcap is not None:
-        caps.append(("warmup", c["sent_today"], wcap,
-                     f"Warm-up limit reached for {state.name} ({c['sent_today']}/{wcap} today, "
-                     f"day {c['warmup_day']} of {state.warmup_profile} warm-up)"))
-    elif state.daily_limit:
-        caps.append(("daily", c["sent_today"], state.daily_limit,
-                     f"Daily sending limit reached for {state.name} "
-                     f"({c['sent_today']}/{state.daily_limit})"))
-    if state.monthly_limit:
-        caps.append(("monthly", c["sent_month"], state.monthly_limit,
-                     f"Monthly sending limit reached for {state.name} "
-                     f"({c['sent_month']}/{state.monthly_limit})"))
-    for kind, used, cap, text in caps:
-        if used + units > cap:
-            if not soft:
-                return refuse("554 5.7.1", text, kind)
+    for kind, used, cap, code, text in unit_caps(state, c, settings):
+        if used + units <= cap:
+            continue
+        if kind == "hourly" or not soft:
+            return refuse(code, text, kind)
+        if kind == "spike":
+            warn = True
+            notes.append("sending spike (warning)")
+        else:
             overage = max(overage, min(units, used + units - cap))
             notes.append(f"{kind} limit exceeded, counted as overage")
-    if state.transfer_monthly_mb:
-        tcap = state.transfer_monthly_mb * MB
-        if c["bytes_month"] + nbytes > tcap:
-            if not soft:
-                return refuse("554 5.7.1", f"Monthly transfer limit reached for {state.name} "
-                                           f"({state.transfer_monthly_mb} MB)", "transfer")
-            over_bytes = min(nbytes, c["bytes_month"] + nbytes - tcap)
-            notes.append("transfer limit exceeded, counted as overage")
-    scap = spike_cap(state, settings)
-    if scap is not None and c["sent_today"] + units > scap:
-        text = (f"Sending spike blocked for {state.name}: today's volume would exceed "
-                f"{state.spike_multiplier:g}x the 7-day average ({state.history_avg:.1f}/day)")
+    bc = byte_cap(state, c)
+    if bc is not None and bc[0] + nbytes > bc[1]:
         if not soft:
-            return refuse("554 5.7.1", text, "spike")
-        warn = True
-        notes.append("sending spike (warning)")
-
+            return refuse(bc[2], bc[3], "transfer")
+        over_bytes = min(nbytes, bc[0] + nbytes - bc[1])
+        notes.append("transfer limit exceeded, counted as overage")
     c["sent_today"] += units
     c["sent_month"] += units
     c["sent_hour"] += units
@@ -277,6 +361,34 @@ def count_check(state, c, units, nbytes, settings):
     reason = "; ".join(notes) or None
     return Verdict(True, "DUNNO", reason, counted=True, overage=overage, warn=warn,
                    kind="soft" if notes else None), over_bytes
+
+
+LEASE_CHUNK = 256                 # most units one lease grant takes
+LEASE_CHUNK_BYTES = 64 * MB
+
+
+def lease_grant(state, c, need_units, need_bytes, settings, contended=False):
+    """How much a daemon may reserve (hard enforcement): (units, bytes,
+    None), at least the need, up to an eighth of what is left (so the chunks
+    shrink to 1 near a cap and several daemons share the rest), or
+    (0, 0, refusal) when the need does not fit. `c` is advanced."""
+    left = None
+    for kind, used, cap, code, text in unit_caps(state, c, settings):
+        if used + need_units > cap:
+            return 0, 0, refuse(code, text, kind)
+        left = cap - used if left is None else min(left, cap - used)
+    units = need_units if contended else (
+        max(need_units, LEASE_CHUNK) if left is None else min(left, max(need_units, min(LEASE_CHUNK, left // 8))))
+    nbytes = 0
+    bc = byte_cap(state, c)
+    if bc is not None:
+        bleft = bc[1] - bc[0]
+        if need_bytes > bleft:
+            return 0, 0, refuse(bc[2], bc[3], "transfer")
+        nbytes = need_bytes if contended else min(bleft, max(need_bytes, min(LEASE_CHUNK_BYTES, bleft // 8)))
+    c["reserved_units"] = c.get("reserved_units", 0) + units
+    c["reserved_bytes"] = c.get("reserved_bytes", 0) + nbytes
+    return units, nbytes, None
 
 
 @dataclass
@@ -287,6 +399,7 @@ class Message:
     nbytes: int = 0
     result: Verdict = None
     over_bytes: int = 0
+    retries: int = 0
     counters: dict = field(default=None, repr=False)
 
 
