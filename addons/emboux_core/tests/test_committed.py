@@ -148,10 +148,14 @@ class TestCommitted(TransactionCase):
         self.assertEqual(maildb("SELECT count(*) FROM domains WHERE name = %s", (name,))[0][0], 0)
 
         conn.start()
-        # the cron honours the back-off; "Retry" sends at once
-        self.run_in_new_cursor(lambda env: env["emboux.domain"].browse(dom_id).action_emboux_retry_sync())
-        self.run_in_new_cursor(lambda env: env["emboux.sync.job"].search(
-            [("lane", "=", f"partner:{ref}"), ("state", "=", "pending")]).action_retry())
+        # the cron honours the back-off: nothing yet ...
+        self.run_in_new_cursor(lambda env: env["emboux.sync.job"]._cron_process_queue())
+        self.assertEqual(maildb("SELECT count(*) FROM domains WHERE name = %s", (name,))[0][0], 0)
+        # ... until the back-off has elapsed
+        self.run_in_new_cursor(lambda env: env.cr.execute(
+            "UPDATE emboux_sync_job SET next_attempt_at = now() at time zone 'utc' - interval '1 second' "
+            "WHERE lane = %s AND state = 'pending'", (f"partner:{ref}",)))
+        self.run_in_new_cursor(lambda env: env["emboux.sync.job"]._cron_process_queue())
         self.assertEqual(maildb("SELECT partner_ref FROM domains WHERE name = %s", (name,)), [(ref,)])
         self.assertEqual(maildb("SELECT count(*) FROM mailboxes WHERE email = %s", (f"q@{name}",))[0][0], 1)
         self.assertEqual(maildb("SELECT destination FROM aliases WHERE source = %s", (f"@{name}",)), [(f"q@{name}",)])
@@ -160,6 +164,20 @@ class TestCommitted(TransactionCase):
         # and nothing holds a password any more
         self.assertFalse(self.run_in_new_cursor(lambda env: env["emboux.sync.job"].search(
             [("lane", "=", f"partner:{ref}"), ("secret_sealed", "!=", False)]).ids, commit=False))
+
+        # down again: a change waits; the record's "Retry sync" sends it at once
+        conn.stop()
+        self.run_in_new_cursor(lambda env: env["emboux.mailbox"].browse(box_id).write(
+            {"quota_mb": 42, "password": "Passw0rd-q2"}))
+        self.assertEqual(self.state_of("emboux.mailbox", box_id)["sync_state"], "pending")
+        self.assertNotEqual(maildb("SELECT quota_mb FROM mailboxes WHERE email = %s", (f"q@{name}",)), [(42,)])
+        conn.start()
+        self.run_in_new_cursor(lambda env: env["emboux.mailbox"].browse(box_id).action_emboux_retry_sync())
+        self.assertEqual(maildb("SELECT quota_mb FROM mailboxes WHERE email = %s", (f"q@{name}",)), [(42,)])
+        (stored,), = maildb("SELECT password_hash FROM mailboxes WHERE email = %s", (f"q@{name}",))
+        from passlib.hash import sha512_crypt
+        self.assertTrue(sha512_crypt.verify("Passw0rd-q2", stored[len("{SHA512-CRYPT}"):]))
+        self.assertEqual(self.state_of("emboux.mailbox", box_id)["sync_state"], "synced")
 
     def test_delta_sync_pull_without_echo_and_push_back(self):
         tenant_id, ref = self.setup_stack()
