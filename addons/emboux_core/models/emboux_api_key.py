@@ -43,10 +43,12 @@ class EmbouxApiKey(models.Model):
         for i, vals in enumerate(vals_list):
             token = given[i] if i < len(given) else secrets.token_urlsafe(32)
             tokens.append(token)
-            vals.update(token_hash=hashlib.sha256(token.encode()).hexdigest(), token_hint=token[:6],
-                        token_sealed=secrets_box.seal(self.env.cr.dbname, token))
+            vals.update(token_hash=hashlib.sha256(token.encode()).hexdigest(), token_hint=token[:6])
+            vals.pop("token_sealed", None)
         keys = super().create(vals_list)
         for key, token in zip(keys, tokens):
+            # a system-only field: written as superuser for the (manager) user
+            key.sudo().token_sealed = secrets_box.seal(self.env.cr.dbname, token)
             if self._emboux_sync_enabled():
                 t = key.tenant_id
                 key._emboux_enqueue("api_key.create", "POST", "/api-keys/",

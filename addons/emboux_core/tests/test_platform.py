@@ -70,3 +70,22 @@ class TestPlatform(EmbouxCase):
         self.env.cr.execute("SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
                             (table, column))
         return bool(self.env.cr.fetchone())
+
+    def test_manager_without_admin_rights_manages_keys_and_tenants(self):
+        manager = self.env["res.users"].create({
+            "name": "Hosting manager", "login": "mgr-" + self.tenant.partner_ref,
+            "group_ids": [(6, 0, [self.env.ref("emboux_core.group_emboux_manager").id])]})
+        self.assertFalse(manager.has_group("base.group_system"))
+        env = self.env(user=manager)
+        tenant = env["emboux.tenant"].create({"name": "By a manager", "partner_id": self.partner.id})
+        wiz = env["emboux.api.key.wizard"].create({"tenant_id": tenant.id, "name": "k"})
+        token = wiz.action_generate()["context"]["emboux_show_token"]
+        key = wiz.key_id
+        key.write({"active": False})
+        self.flush_queue()
+        self.assertEqual(key.sudo().sync_state, "synced", key.sudo().sync_error)
+        self.assertEqual(maildb("SELECT active FROM api_keys WHERE token_hash = %s",
+                                (hashlib.sha256(token.encode()).hexdigest(),)), [(False,)])
+        key.unlink()
+        tenant.unlink()
+        self.flush_queue()
