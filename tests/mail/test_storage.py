@@ -38,6 +38,41 @@ def test_quota_refused_at_rcpt_temporarily_and_reported(mail, tenant):
     assert mail.rcpt(small, size=500_000)[0] == 250
 
 
+def _queued_for(devenv, rcpt):
+    """Postfix queue entries (postqueue -j) with a recipient rcpt."""
+    import json
+    out = subprocess.run(["postqueue", "-c", devenv["POSTFIX_CONFIG_DIR"], "-j"],
+                         capture_output=True, text=True, check=True).stdout
+    entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [e for e in entries if any(r["address"] == rcpt for r in e["recipients"])]
+
+
+def test_full_mailbox_behind_an_alias_is_a_temporary_failure(mail, tenant, devenv):
+    """No SIZE check possible for an alias at RCPT: LMTP refuses temporarily,
+    the message waits in Postfix's queue and is delivered once it fits."""
+    domain = tenant.domain()
+    small = tenant.mailbox(domain, "small", quota_mb=1)
+    alias = f"contact@{domain}"
+    assert tenant.post("/aliases/", json={"domain_name": domain, "source": alias,
+                                          "destination": small}).status_code == 201
+    mail.wait_for(small, PASSWORD, mail.send(small, body=("x" * 76 + "\r\n") * 9000))   # ~700 KB
+    big = mail.send(alias, body=("y" * 76 + "\r\n") * 7000)                          # ~550 KB
+    deadline = time.monotonic() + 15
+    while True:
+        queued = _queued_for(devenv, small)
+        reasons = [r.get("delay_reason", "") for e in queued for r in e["recipients"]]
+        if any("4.2.2" in x for x in reasons):
+            break
+        assert time.monotonic() < deadline, f"not deferred with 4.2.2: {queued}"
+        time.sleep(0.2)
+    assert big not in mail.subjects(small, PASSWORD)
+    # room again: the retry delivers it (flush instead of waiting for the backoff)
+    assert tenant.put(f"/users/{small}/quota", json={"quota_mb": 10}).status_code == 200
+    for e in queued:
+        subprocess.run(["postqueue", "-c", devenv["POSTFIX_CONFIG_DIR"], "-i", e["queue_id"]], check=True)
+    mail.wait_for(small, PASSWORD, big, timeout=30)
+
+
 def test_retention_purge_expunges_old_mail_through_dovecot(mail, api, tenant):
     domain = tenant.domain()
     alice = tenant.mailbox(domain, "alice")
