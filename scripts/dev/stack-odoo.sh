@@ -255,11 +255,16 @@ print('EMBOUX_POST_INSTALL_OK')
 EOF
 }
 
+# What the installed modules were built from: our addons and which Odoo.
+odoo_addons_hash() {
+    { find "$ROOT/addons" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$ODOO_BIN"; } | sha256sum | cut -c1-16
+}
+
 # odoo_prepare_db DB [demo]: create or update DB with our modules, then settings.
 odoo_prepare_db() {
     local db=$1 demo=${2:-0} stamp want state
     stamp="$VAR/odoo/.modules-$db.sha"
-    want=$( { find "$ROOT/addons" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$ODOO_BIN"; } | sha256sum | cut -c1-16)
+    want=$(odoo_addons_hash)
     state=$(odoo_db_module_state "$db" emboux_saas)
     if [ "$state" != installed ]; then
         say "Odoo: creating database $db with $ODOO_MODULES"
@@ -317,7 +322,7 @@ _stack_odoo_up() {
     local stamp_before; stamp_before=$(cat "$VAR/odoo/.modules-$db.sha" 2>/dev/null || true)
     # an update needs the server stopped (it holds the registry in memory)
     if [ "$was_running" = 1 ]; then
-        local want; want=$( { find "$ROOT/addons" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$ODOO_BIN"; } | sha256sum | cut -c1-16)
+        local want; want=$(odoo_addons_hash)
         [ "$want" != "$stamp_before" ] && pid_stop odoo
     fi
     odoo_prepare_db "$db" "$demo"
