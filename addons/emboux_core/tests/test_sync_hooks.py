@@ -185,3 +185,26 @@ class TestSyncHooks(EmbouxCase):
         self.flush_queue()
         self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE partner_ref = %s", (ref,)), [(0,)])
         self.assertEqual(maildb("SELECT count(*) FROM domains WHERE partner_ref = %s", (ref,)), [(0,)])
+
+    def test_lost_answers_are_harmless(self):
+        """The connector applied a change but Odoo never heard back (timeout,
+        crash before marking the job done): sending it again is success."""
+        dom = self.new_domain()
+        box = self.env["emboux.mailbox"].create(
+            {"domain_id": dom.id, "local_part": "lost", "password": "Lost-Passw0rd", "catch_all": True})
+        client = self.env["emboux.connector"]._client()
+        jobs = self.pending_jobs()
+        self.assertEqual(set(jobs.mapped("kind")) >= {"domain.create", "mailbox.create", "alias.upsert"}, True)
+        for job in jobs.sorted("id"):
+            client.call(*job._call())  # applied behind Odoo's back
+        self.flush_queue()
+        self.assertTrue(all(j.state == "done" for j in jobs), jobs.mapped("last_error"))
+        self.assertEqual((dom.sync_state, box.sync_state), ("synced", "synced"))
+        (stored,), = maildb("SELECT password_hash FROM mailboxes WHERE email = %s", (box.email,))
+        self.assertTrue(verify("Lost-Passw0rd", stored))
+        # a delete whose answer was lost: 404 the second time, still success
+        box.unlink()
+        job = self.pending_jobs()
+        client.call(*job._call())
+        self.flush_queue()
+        self.assertEqual(job.state, "done", job.last_error)
