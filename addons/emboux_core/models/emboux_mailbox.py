@@ -130,17 +130,23 @@ class EmbouxMailbox(models.Model):
                 raise UserError(_("%(domain)s may have %(allowed)s mailbox(es) and already has %(used)s: "
                                   "raise the quota of %(tenant)s first.", domain=dom.name,
                                   allowed=tenant.mailboxes_per_domain, used=used, tenant=tenant.name))
-            # addresses taken on the platform by someone else (API, another ERP)
+            # addresses taken, or quota used, on the platform by someone else
+            # (the tenant's own API keys, another ERP) and not pulled yet
             if dom.remote_id:
                 try:
-                    remote = {u["email"] for u in client.call("GET", "/users/", params={"domain_id": dom.remote_id})}
-                    remote |= {a["source"] for a in client.call("GET", "/aliases/", params={"domain_id": dom.remote_id})}
+                    boxes = {u["email"] for u in client.call("GET", "/users/", params={"domain_id": dom.remote_id})}
+                    remote = boxes | {a["source"] for a in
+                                      client.call("GET", "/aliases/", params={"domain_id": dom.remote_id})}
                 except Exception:  # unreachable now: the queue will tell later
-                    remote = set()
+                    boxes, remote = set(), set()
                 clash = sorted(remote & set(emails))
                 if clash:
                     raise UserError(_("%s already exists on the mail platform (created outside this Odoo).",
                                       clash[0]))
+                if tenant.mailboxes_per_domain and len(boxes) + len(emails) > tenant.mailboxes_per_domain:
+                    raise UserError(_("%(domain)s may have %(allowed)s mailbox(es) and already has %(used)s on "
+                                      "the mail platform: raise the quota of %(tenant)s first.", domain=dom.name,
+                                      allowed=tenant.mailboxes_per_domain, used=len(boxes), tenant=tenant.name))
 
     def write(self, vals):
         sync = self._emboux_sync_enabled()

@@ -116,3 +116,27 @@ class TestValidation(EmbouxCase):
             dom.name = f"other.{TEST_TLD}"
         with self.assertRaisesRegex(UserError, "cannot be renamed"):
             box.local_part = "s"
+
+    def test_quota_used_through_the_api_counts(self):
+        """Mailboxes the tenant created through its own API key, not pulled
+        into Odoo yet, count against the quota before anything is saved."""
+        dom = self.new_domain()
+        self.flush_queue()
+        for i in range(5):  # the tenant's quota: 5 mailboxes per domain
+            r = api("POST", "/users/", json={"domain_name": dom.name, "email": f"api{i}@{dom.name}",
+                                             "password": "Passw0rd-api"})
+            self.assertEqual(r.status_code, 201, r.text)
+        before = self.env["emboux.sync.job"].search_count([])
+        with self.assertRaisesRegex(UserError, "already has 5 on the mail platform"):
+            self.env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "odoo", "password": "Passw0rd-ok"})
+        self.assertNothingQueued(before)
+        # the same for domains
+        self.tenant.domains_allowed = self.env["emboux.domain"].search_count([("tenant_id", "=", self.tenant.id)]) + 1
+        self.flush_queue()
+        name = f"{uniq('api')}.{TEST_TLD}"
+        self.addCleanup(api, "DELETE", f"/domains/{name}")
+        self.assertEqual(api("POST", "/domains/", json={"name": name, "partner_ref": self.tenant.partner_ref}
+                             ).status_code, 201)
+        with self.assertRaisesRegex(UserError, "may host"):
+            self.new_domain()
+        self.assertNothingQueued(before + 1)
