@@ -108,3 +108,18 @@ def test_new_domain_accepted_by_a_warm_smtpd(mail, tenant):
         assert mail.rcpt(alice)[0] == 250
         assert mail.rcpt(f"nobody@{domain}")[0] == 550
     mail.wait_for(alice, PASSWORD, mail.send(alice))
+
+
+def test_imap_starttls_with_the_generated_certificate(mail, tenant, devenv):
+    import imaplib
+    import ssl
+    domain = tenant.domain()
+    alice = tenant.mailbox(domain, "alice")
+    ctx = ssl.create_default_context(cafile=devenv["MAIL_TLS_CERT"])
+    # verified: the certificate names MAIL_HOSTNAME, localhost and 127.0.0.1
+    m = imaplib.IMAP4(mail.imap_host, mail.imap_port, timeout=30)
+    assert "STARTTLS" in m.capabilities
+    m.starttls(ssl_context=ctx)
+    typ, _ = m.login(alice, PASSWORD)
+    assert typ == "OK"
+    m.logout()
