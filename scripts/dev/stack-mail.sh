@@ -34,7 +34,6 @@ mail_install() {
 
 # Everything the templates need, exported for docker/render.sh.
 mail_vars() {
-    local dsn
     export POSTFIX_INET_INTERFACES=127.0.0.1 DOVECOT_LISTEN=127.0.0.1 INET_PROTOCOLS=ipv4
     export MAIL_HOSTNAME=${EMBOUX_MAIL_HOSTNAME:-mail.emboux.test}
     export SMTP_PORT SUBMISSION_PORT IMAP_PORT IMAPS_PORT=0
