@@ -94,6 +94,29 @@ def test_domain_and_catch_all_mailbox_through_the_forms(env, odoo, tenant, page)
     finally:
         conn.close()
 
+    # on the saved mailbox the catch-all is a toggle that applies at once (no Save)
+    page.locator("div[name=catch_all] input").uncheck()
+    for _ in range(50):
+        conn = psycopg2.connect(env["MAILDB_DSN"])
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM aliases WHERE source = %s", (f"@{domain}",))
+                left = cur.fetchone()[0]
+        finally:
+            conn.close()
+        if not left:
+            break
+        time.sleep(0.2)
+    assert left == 0, "unticking the catch-all did not remove it"
+    page.locator("div[name=catch_all] input").check()
+    expect(page.locator(".o_form_button_save")).to_be_hidden()
+    for _ in range(50):
+        box = odoo("emboux.mailbox", "search_read", [("email", "=", email)], fields=["sync_state", "catch_all"])
+        if box[0]["catch_all"] and box[0]["sync_state"] == "synced":
+            break
+        time.sleep(0.2)
+    assert box[0]["catch_all"] and box[0]["sync_state"] == "synced", box
+
     # the password typed in the form opens the mailbox over IMAP
     imap = imap_login(env, email, password)
     try:
