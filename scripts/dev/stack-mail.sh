@@ -75,18 +75,23 @@ mail_cert() {
     chmod 600 "$TLS_KEY"; chmod 644 "$TLS_CERT"
 }
 
-# Render into a fresh directory and swap it in; return 0 when anything changed.
+# Render into a fresh directory and swap it in. Sets MAIL_CHANGED to the
+# parts whose files changed (e.g. "postfix dovecot"), so only those reload.
 mail_render() {
-    local tmp="$MAIL_DIR/etc.new"
+    local tmp="$MAIL_DIR/etc.new" part
     rm -rf "$tmp"
     sh "$ROOT/docker/render.sh" "$tmp" || die "rendering docker/ templates failed"
-    if [ -d "$MAIL_ETC" ] && diff -r "$MAIL_ETC" "$tmp" >/dev/null 2>&1 \
-        && [ "$(cd "$MAIL_ETC" && find . -printf '%m %g %p\n' | sort)" = "$(cd "$tmp" && find . -printf '%m %g %p\n' | sort)" ]; then
-        rm -rf "$tmp"; return 1
-    fi
+    MAIL_CHANGED=""
+    for part in postfix dovecot; do
+        if [ -d "$MAIL_ETC/$part" ] && diff -r "$MAIL_ETC/$part" "$tmp/$part" >/dev/null 2>&1 \
+            && [ "$(cd "$MAIL_ETC/$part" && find . -printf '%m %g %p\n' | sort)" = "$(cd "$tmp/$part" && find . -printf '%m %g %p\n' | sort)" ]; then
+            continue
+        fi
+        MAIL_CHANGED="$MAIL_CHANGED $part"
+    done
+    if diff -r "$MAIL_ETC" "$tmp" >/dev/null 2>&1 && [ -z "$MAIL_CHANGED" ]; then rm -rf "$tmp"; return 0; fi
     rm -rf "$MAIL_ETC.old"; [ -d "$MAIL_ETC" ] && mv "$MAIL_ETC" "$MAIL_ETC.old"
     mv "$tmp" "$MAIL_ETC"; rm -rf "$MAIL_ETC.old"
-    return 0
 }
 
 mail_dirs() {
@@ -115,11 +120,10 @@ stack_mail_up() {
     mail_vars
     mail_cert
     mail_dirs
-    local changed=0
-    mail_render && changed=1
+    mail_render
     # Dovecot first: Postfix delivers to its LMTP socket.
     if mail_track dovecot; then
-        if [ $changed -eq 1 ]; then say "reloading Dovecot"; doveadm -c "$DOVECOT_CONF" reload; fi
+        case " $MAIL_CHANGED " in *" dovecot "*) say "reloading Dovecot"; doveadm -c "$DOVECOT_CONF" reload ;; esac
     else
         say "starting Dovecot (IMAP 127.0.0.1:$IMAP_PORT)"
         # A stale penalty socket would stall the first authentication.
@@ -129,7 +133,7 @@ stack_mail_up() {
         dovecot_pid >"$RUN/dovecot.pid"
     fi
     if mail_track postfix; then
-        if [ $changed -eq 1 ]; then say "reloading Postfix"; postfix -c "$POSTFIX_CONF_DIR" reload >>"$LOG/mail-setup.log" 2>&1; fi
+        case " $MAIL_CHANGED " in *" postfix "*) say "reloading Postfix"; postfix -c "$POSTFIX_CONF_DIR" reload >>"$LOG/mail-setup.log" 2>&1 ;; esac
     else
         say "starting Postfix (SMTP 127.0.0.1:$SMTP_PORT, submission 127.0.0.1:$SUBMISSION_PORT)"
         postfix -c "$POSTFIX_CONF_DIR" check >>"$LOG/mail-setup.log" 2>&1 || true
