@@ -11,7 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from . import __name__ as _pkg  # noqa: F401
 
-_PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+_PARAM = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
 
 _ERRORS = {
     "400": "Invalid input: `{\"detail\": \"<field>: <problem>\"}`",

@@ -69,10 +69,16 @@ class AliasCreate(Body):
                                metadata={"description": "one or more addresses, comma separated"})
 
 
-class ApiKeyUpdate(Body):
+PARTNER_REF = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$", error="letters, digits and . _ : @ - only")
+
+
+class PartnerQuotas(Body):
     domains_allowed = StrictInteger(validate=QUOTA)
     mailboxes_per_domain = StrictInteger(validate=QUOTA)
     aliases_per_mailbox = StrictInteger(validate=QUOTA)
+
+
+class ApiKeyUpdate(PartnerQuotas):
     active = StrictBoolean()
     expires_at = AwareDateTime(allow_none=True)
 
@@ -81,9 +87,7 @@ class ApiKeyCreate(ApiKeyUpdate):
     token = StrictString(min_length=24, max_length=256,
                          validate=validate.Regexp(r"^[A-Za-z0-9._~+/=-]+$", error="only URL-safe characters"),
                          metadata={"description": "generated when omitted; returned only in this response"})
-    partner_ref = StrictString(required=True, max_length=128,
-                               validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$",
-                                                        error="letters, digits and . _ : @ - only"))
+    partner_ref = StrictString(required=True, max_length=128, validate=PARTNER_REF)
 
 
 class DomainIdQuery(Body):

@@ -94,3 +94,25 @@ def partner_quotas(cur, partner_ref):
         return None
     cur.execute("SELECT * FROM partners WHERE partner_ref = %s", (partner_ref,))
     return cur.fetchone()
+
+
+QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
+
+
+def set_partner_quotas(cur, partner_ref, body):
+    """Set the quota fields present in body (a partial update)."""
+    changes = {f: body[f] for f in QUOTA_FIELDS if f in body}
+    if changes:
+        sets = ", ".join(f"{f} = %({f})s" for f in changes)
+        cur.execute(f"UPDATE partners SET {sets} WHERE partner_ref = %(ref)s", {**changes, "ref": partner_ref})
+
+
+def partner_counts(cur, partner_ref):
+    """What a partner holds now: {domains, mailboxes, aliases}."""
+    cur.execute(
+        "SELECT (SELECT count(*) FROM domains WHERE partner_ref = %(r)s) AS domains, "
+        "(SELECT count(*) FROM mailboxes m JOIN domains d ON d.id = m.domain_id "
+        " WHERE d.partner_ref = %(r)s) AS mailboxes, "
+        "(SELECT count(DISTINCT a.source) FROM aliases a JOIN domains d ON d.id = a.domain_id "
+        " WHERE d.partner_ref = %(r)s) AS aliases", {"r": partner_ref})
+    return dict(cur.fetchone())

@@ -88,3 +88,33 @@ def test_master_change_feed(api, tenant):
     d = tenant.domain()
     feed = api.get("/changes", params={"since": since}).json()
     assert ("domain", d) in {(c["resource"], c["key"]) for c in feed["changes"]}
+
+
+def test_keys_managed_by_id(api, tenant, sql):
+    key_id = sql("SELECT id FROM api_keys WHERE partner_ref = %s", (tenant.partner_ref,))[0]["id"]
+    r = api.put(f"/api-keys/by-id/{key_id}", json={"active": False, "domains_allowed": 4})
+    assert r.status_code == 200 and r.json()["active"] is False and r.json()["domains_allowed"] == 4
+    assert tenant.get("/domains/").json() == {"detail": "API key is deactivated"}
+    assert tenant.put(f"/api-keys/by-id/{key_id}", json={"active": True}).status_code == 403
+    assert api.put("/api-keys/by-id/99999999999", json={"active": True}).status_code == 404
+    assert api.put("/api-keys/by-id/99999999999999999999999", json={"active": True}).status_code == 404
+    assert api.delete(f"/api-keys/by-id/{key_id}").status_code == 204
+    assert tenant.get("/domains/").json() == {"detail": "Invalid API key"}
+
+
+def test_partner_quotas_without_a_token(api, unique_ref, make_tenant):
+    r = api.put(f"/partners/{unique_ref}", json={"domains_allowed": 2, "mailboxes_per_domain": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["domains_allowed"], body["mailboxes_per_domain"], body["aliases_per_mailbox"]) == (2, 3, 5)
+    assert body["api_keys"] == {"active": 0, "total": 0}
+    assert api.put(f"/partners/{unique_ref}", json={"aliases_per_mailbox": 9}).json()["domains_allowed"] == 2
+    # a key created later inherits the partner's quotas
+    r = api.post("/api-keys/", json={"partner_ref": unique_ref})
+    assert r.json()["domains_allowed"] == 2 and r.json()["aliases_per_mailbox"] == 9
+    got = api.get(f"/partners/{unique_ref}").json()
+    assert got["counts"] == {"domains": 0, "mailboxes": 0, "aliases": 0} and got["api_keys"]["active"] == 1
+    assert api.get("/partners/does-not-exist").status_code == 404
+    assert api.put("/partners/bad%20ref", json={}).status_code == 400
+    assert api.put(f"/partners/{unique_ref}", json={"domains_allowed": -1}).status_code == 400
+    assert make_tenant().get(f"/partners/{unique_ref}").json() == {"detail": "Master token required"}

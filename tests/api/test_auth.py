@@ -16,6 +16,12 @@ MASTER_ONLY = [
     ("PUT", "/api-keys/sometoken", {"active": False}),
     ("DELETE", "/api-keys/sometoken", None),
     ("GET", "/changes", None),
+    ("PUT", "/api-keys/by-id/1", {"active": False}),
+    ("DELETE", "/api-keys/by-id/1", None),
+    ("GET", "/partners/", None),
+    ("GET", "/partners/x", None),
+    ("PUT", "/partners/x", {"domains_allowed": 1}),
+    ("POST", "/retention/purge", None),
 ]
 
 
@@ -64,7 +70,8 @@ def test_openapi_marks_master_only_operations(api):
     assert spec["openapi"].startswith("3.")
     paths = spec["paths"]
     for method, path, _ in MASTER_ONLY:
-        oapath = path.replace("{d}", "{name}").replace("sometoken", "{token}")
+        oapath = (path.replace("{d}", "{name}").replace("sometoken", "{token}")
+                  .replace("by-id/1", "by-id/{key_id}").replace("/partners/x", "/partners/{partner_ref}"))
         op = paths[oapath][method.lower()]
         assert op.get("x-required-role") == "master", (method, path)
     assert "x-required-role" not in paths["/domains/"]["post"]

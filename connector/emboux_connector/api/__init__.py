@@ -1,11 +1,13 @@
 """One blueprint per resource."""
 
-from . import aliases, api_keys, changes, domains, health, meta, retention, users
+from . import (aliases, api_keys, changes, domains, health, identity, meta, outbound, partners,
+               retention, suppression, users, webhooks)
 
-BLUEPRINTS = [health.bp, meta.bp, domains.bp, users.bp, aliases.bp, api_keys.bp, changes.bp, retention.bp]
-
-from . import outbound  # noqa: E402  (issue 5: outbound control)
-BLUEPRINTS.append(outbound.bp)
-
-from . import identity, suppression, webhooks  # noqa: E402  (issue 4: sending identity)
-BLUEPRINTS += [identity.bp, suppression.bp, webhooks.bp]
+BLUEPRINTS = [
+    health.bp, meta.bp,
+    domains.bp, users.bp, aliases.bp,       # the hosted resources
+    api_keys.bp, partners.bp, changes.bp,   # tenants, keys, delta sync
+    retention.bp,                           # mail server jobs
+    outbound.bp,                            # outbound control (policy daemon's API)
+    identity.bp, suppression.bp, webhooks.bp,  # sending identity and feedback
+]

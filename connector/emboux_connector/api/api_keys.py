@@ -8,12 +8,11 @@ from .. import schemas
 from ..auth import token_hash
 from ..errors import ApiError, not_found
 from ..routing import endpoint
-from ..tenancy import ensure_partner
+from ..tenancy import QUOTA_FIELDS, ensure_partner, partner_counts, set_partner_quotas
 from .changes import delta
 
 bp = Blueprint("api_keys", __name__)
 
-QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
 _KEY = ("SELECT k.id, k.token_hint, k.partner_ref, k.active, k.expires_at, k.created_at, "
         "k.last_used_at, p.domains_allowed, p.domains_used, p.mailboxes_per_domain, "
         "p.aliases_per_mailbox FROM api_keys k JOIN partners p USING (partner_ref) ")
@@ -34,21 +33,16 @@ def key_json(row, token=None):
     return out
 
 
-def _key_by_token(cur, token, lock=False):
-    cur.execute(_KEY + "WHERE k.token_hash = %s" + (" FOR UPDATE OF k" if lock else ""),
-                (token_hash(token),))
+def _key_by(cur, column, value, lock=False):
+    cur.execute(_KEY + f"WHERE k.{column} = %s" + (" FOR UPDATE OF k" if lock else ""), (value,))
     row = cur.fetchone()
     if row is None:
         raise not_found("API key")
     return row
 
 
-def _update_partner(cur, partner_ref, body):
-    changes = {f: body[f] for f in QUOTA_FIELDS if f in body}
-    if changes:
-        sets = ", ".join(f"{f} = %({f})s" for f in changes)
-        cur.execute(f"UPDATE partners SET {sets} WHERE partner_ref = %(ref)s",
-                    {**changes, "ref": partner_ref})
+def _key_by_token(cur, token, lock=False):
+    return _key_by(cur, "token_hash", token_hash(token), lock)
 
 
 @endpoint(bp, "/api-keys/", "POST", role="master", body=schemas.ApiKeyCreate, status=201,
@@ -63,7 +57,7 @@ def create_key(cur, caller, body):
     if token == current_app.config["EMBOUX"].api_key:
         raise ApiError(400, "token: must differ from the master token")
     ensure_partner(cur, body["partner_ref"])
-    _update_partner(cur, body["partner_ref"], body)
+    set_partner_quotas(cur, body["partner_ref"], body)
     cur.execute(
         "INSERT INTO api_keys (token_hash, token_hint, partner_ref, active, expires_at) "
         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (token_hash) DO NOTHING RETURNING id",
@@ -80,22 +74,40 @@ def list_keys(cur, caller):
     return [key_json(r) for r in cur.fetchall()]
 
 
-@endpoint(bp, "/api-keys/<token>", "PUT", role="master", body=schemas.ApiKeyUpdate,
-          summary="Update a key: quotas (the partner's), active, expires_at")
-def update_key(cur, caller, token, body):
-    row = _key_by_token(cur, token, lock=True)
+def _update_key(cur, row, body):
     ensure_partner(cur, row["partner_ref"])
-    _update_partner(cur, row["partner_ref"], body)
+    set_partner_quotas(cur, row["partner_ref"], body)
     for field in ("active", "expires_at"):
         if field in body:
             cur.execute(f"UPDATE api_keys SET {field} = %s WHERE id = %s", (body[field], row["id"]))
-    return key_json(_key_by_token(cur, token))
+    return key_json(_key_by(cur, "id", row["id"]))
+
+
+@endpoint(bp, "/api-keys/<token>", "PUT", role="master", body=schemas.ApiKeyUpdate,
+          summary="Update a key: quotas (the partner's), active, expires_at")
+def update_key(cur, caller, token, body):
+    return _update_key(cur, _key_by_token(cur, token, lock=True), body)
 
 
 @endpoint(bp, "/api-keys/<token>", "DELETE", role="master", status=204,
           summary="Delete a key; the partner's resources and other keys stay")
 def delete_key(cur, caller, token):
     row = _key_by_token(cur, token, lock=True)
+    cur.execute("DELETE FROM api_keys WHERE id = %s", (row["id"],))
+
+
+# The same by id: a caller that keeps only the key's id (an ERP storing no
+# token at all) can still update or revoke it.
+@endpoint(bp, "/api-keys/by-id/<int(max=9223372036854775807):key_id>", "PUT", role="master", body=schemas.ApiKeyUpdate,
+          summary="Update a key by its id")
+def update_key_by_id(cur, caller, key_id, body):
+    return _update_key(cur, _key_by(cur, "id", key_id, lock=True), body)
+
+
+@endpoint(bp, "/api-keys/by-id/<int(max=9223372036854775807):key_id>", "DELETE", role="master", status=204,
+          summary="Delete a key by its id")
+def delete_key_by_id(cur, caller, key_id):
+    row = _key_by(cur, "id", key_id, lock=True)
     cur.execute("DELETE FROM api_keys WHERE id = %s", (row["id"],))
 
 
@@ -106,17 +118,10 @@ def key_usage(cur, caller, token, query):
     if not caller.is_master and row["id"] != caller.key_id:
         raise not_found("API key")
     ref = row["partner_ref"]
-    cur.execute(
-        "SELECT (SELECT count(*) FROM domains WHERE partner_ref = %(r)s) AS domains, "
-        "(SELECT count(*) FROM mailboxes m JOIN domains d ON d.id = m.domain_id "
-        " WHERE d.partner_ref = %(r)s) AS mailboxes, "
-        "(SELECT count(DISTINCT a.source) FROM aliases a JOIN domains d ON d.id = a.domain_id "
-        " WHERE d.partner_ref = %(r)s) AS aliases", {"r": ref})
-    counts = cur.fetchone()
     return {
         "partner_ref": ref,
         **{f: row[f] for f in QUOTA_FIELDS},
         "domains_used": row["domains_used"],
-        "counts": dict(counts),
+        "counts": partner_counts(cur, ref),
         **delta(cur, ref, query.get("since"), scoped=True),
     }
