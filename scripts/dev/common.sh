@@ -37,12 +37,18 @@ env_get() {  # env_get KEY -> value or empty
     [ -f "$ENV_FILE" ] || return 0
     sed -n "s/^$1=//p" "$ENV_FILE" | tail -n1 | sed "s/^'\(.*\)'$/\1/"
 }
-env_set() {  # env_set KEY VALUE (replaces an existing line, keeps the order)
-    local key=$1 val=$2 tmp
+env_set() {  # env_set KEY VALUE: replaces the line in place, or appends it
+    local key=$1 val=$2 line tmp
+    line=$(printf "%s='%s'" "$key" "$val")
     touch "$ENV_FILE"; chmod 600 "$ENV_FILE"
+    grep -qxF -- "$line" "$ENV_FILE" && return 0   # unchanged: the file stays as it is
     tmp=$(mktemp "$ENV_FILE.XXXX")
-    grep -v "^$key=" "$ENV_FILE" >"$tmp" || true
-    printf "%s='%s'\n" "$key" "$val" >>"$tmp"
+    if grep -q "^$key=" "$ENV_FILE"; then
+        LINE=$line awk -v k="$key" 'index($0, k "=") == 1 { print ENVIRON["LINE"]; next } { print }' \
+            "$ENV_FILE" >"$tmp"
+    else
+        cat "$ENV_FILE" >"$tmp"; printf '%s\n' "$line" >>"$tmp"
+    fi
     mv "$tmp" "$ENV_FILE"; chmod 600 "$ENV_FILE"
 }
 # A secret is generated once and kept in dev.env, so that ./dev up stays idempotent.

@@ -17,10 +17,17 @@ connector_setup() {
     "$VENV/bin/emboux-connector" migrate || die "migrations failed"
 }
 
+# Start the connector, or restart it when var/dev.env changed since it was
+# started (a stack part added settings it reads); otherwise do nothing.
 connector_start() {
     connector_env
-    local port; port=$(env_get CONNECTOR_PORT)
-    if pid_alive connector && wait_port 127.0.0.1 "$port" 1; then return 0; fi
+    local port sum; port=$(env_get CONNECTOR_PORT)
+    sum=$(sha256sum "$ENV_FILE" | cut -d' ' -f1)
+    if pid_alive connector && wait_port 127.0.0.1 "$port" 1; then
+        [ "$(cat "$RUN/connector.env.sha" 2>/dev/null)" = "$sum" ] && return 0
+        say "restarting the connector: var/dev.env changed"
+        connector_stop
+    fi
     say "starting the connector on 127.0.0.1:$port"
     "$VENV/bin/gunicorn" --daemon --pid "$RUN/connector.pid" \
         --bind "127.0.0.1:$port" --workers "${CONNECTOR_WORKERS:-3}" --threads 4 \
@@ -28,6 +35,7 @@ connector_start() {
         --chdir "$ROOT" "emboux_connector.wsgi:app" \
         || die "gunicorn did not start (see $LOG/connector.log)"
     wait_port 127.0.0.1 "$port" 30 || die "connector not listening (see $LOG/connector.log)"
+    echo "$sum" >"$RUN/connector.env.sha"
 }
 
 connector_stop() { pid_stop connector; }

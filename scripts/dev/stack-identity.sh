@@ -96,8 +96,7 @@ stack_identity_up() {
     sink=$(env_port OUTBOUND_SINK_PORT 2526)
     dns=$(env_port DNS_PORT 8653)
     dkim=$(env_port OPENDKIM_PORT 8891)
-    local before; before=$(sort "$ENV_FILE")
-    # Settings the connector reads (it is restarted below when they change).
+    # Settings the connector reads (./dev restarts it when they change).
     env_set SES_ENDPOINT_URL "http://127.0.0.1:$ses"
     env_set SNS_ENDPOINT_URL "http://127.0.0.1:$ses"
     env_set SES_REGION us-east-1
@@ -128,12 +127,6 @@ stack_identity_up() {
         --port "$sink" --dir "$ID_DIR/sink"
     identity_nsd "$dns"
     identity_opendkim "$dkim"
-
-    if [ "$before" != "$(sort "$ENV_FILE")" ] && pid_alive connector; then
-        say "restarting the connector to pass it the sending-identity settings"
-        connector_stop
-        connector_start
-    fi
 }
 
 stack_identity_down() {

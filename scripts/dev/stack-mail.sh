@@ -152,20 +152,6 @@ stack_mail_up() {
     env_set POSTFIX_CONFIG_DIR "$POSTFIX_CONF_DIR"
     env_set VMAIL_DIR "$VMAIL_DIR"
     env_set MAIL_TLS_CERT "$TLS_CERT"
-    mail_connector_env_refresh
-}
-
-# The connector may have been started before this part wrote its settings
-# (first ./dev up): restart it once so that it sees them.
-mail_connector_env_refresh() {
-    declare -F connector_start >/dev/null || return 0
-    pid_alive connector || return 0
-    local pid; pid=$(cat "$RUN/connector.pid")
-    if ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "DOVECOT_CONFIG=$DOVECOT_CONF"; then
-        say "restarting the connector to pass it the mail-server settings"
-        connector_stop
-        connector_start
-    fi
 }
 
 stack_mail_down() {
