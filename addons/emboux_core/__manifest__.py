@@ -2,7 +2,7 @@
 {
     "name": "EmBoux Email Hosting",
     "summary": "Tenants, domains, mailboxes and aliases as Odoo records, synced with the EmBoux connector",
-    "version": "19.0.1.0.0",
+    "version": "19.0.1.1.0",
     "category": "Productivity/Email Hosting",
     "website": "https://github.com/emboux/emboux",
     "author": "EmBoux",

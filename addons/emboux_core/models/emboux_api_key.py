@@ -5,14 +5,15 @@ import secrets
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import secrets_box
 
 
 class EmbouxApiKey(models.Model):
     """A customer's token for the REST API. The token is generated here, shown
-    once (wizard), and Odoo keeps its sha256 only. To update or revoke the
-    key on the connector, whose API addresses keys by token, Odoo keeps a
-    handle sealed with a key outside the database (services/secrets_box.py)."""
+    once (wizard), and Odoo keeps its sha256 and first characters only. Until
+    the connector has it, the token waits sealed in the create job (like a
+    mailbox password), and is wiped from there once sent. The connector's key
+    id (`connector_key_id`) is kept instead: updates and revocation go through
+    `/api-keys/by-id/{id}`."""
 
     _name = "emboux.api.key"
     _description = "Email Hosting API key"
@@ -26,15 +27,14 @@ class EmbouxApiKey(models.Model):
     expires_at = fields.Datetime("Expires", tracking=True)
     token_hash = fields.Char(readonly=True, copy=False, index=True)
     token_hint = fields.Char("Token starts with", readonly=True, copy=False)
-    token_sealed = fields.Text(groups="base.group_system", readonly=True, copy=False)
+    connector_key_id = fields.Integer(
+        "Platform key id", readonly=True, copy=False, index=True,
+        help="The key's id on the mail platform, known once its creation has been applied.")
 
     _token_hash_unique = models.Constraint("UNIQUE (token_hash)", "This token already exists.")
 
     def _emboux_lane(self):
         return f"partner:{self.tenant_id.partner_ref}"
-
-    def _token(self):
-        return secrets_box.unseal(self.env.cr.dbname, self.sudo().token_sealed)
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -44,17 +44,13 @@ class EmbouxApiKey(models.Model):
             token = given[i] if i < len(given) else secrets.token_urlsafe(32)
             tokens.append(token)
             vals.update(token_hash=hashlib.sha256(token.encode()).hexdigest(), token_hint=token[:6])
-            vals.pop("token_sealed", None)
+            vals.pop("connector_key_id", None)
         keys = super().create(vals_list)
         for key, token in zip(keys, tokens):
-            # a system-only field: written as superuser for the (manager) user
-            key.sudo().token_sealed = secrets_box.seal(self.env.cr.dbname, token)
             if self._emboux_sync_enabled():
-                t = key.tenant_id
+                # the partner's quotas are the tenant's jobs (PUT /partners/{ref}), queued before
                 key._emboux_enqueue("api_key.create", "POST", "/api-keys/",
-                                    {"partner_ref": t.partner_ref, "domains_allowed": t.domains_allowed,
-                                     "mailboxes_per_domain": t.mailboxes_per_domain,
-                                     "aliases_per_mailbox": t.aliases_per_mailbox, "active": key.active,
+                                    {"partner_ref": key.tenant_id.partner_ref, "active": key.active,
                                      "expires_at": key.expires_at.isoformat() + "Z" if key.expires_at else None},
                                     secret=token, secret_field="token")
         return keys
@@ -65,14 +61,14 @@ class EmbouxApiKey(models.Model):
         res = super().write(vals)
         if self._emboux_sync_enabled() and ("active" in vals or "expires_at" in vals):
             for key in self:
-                key._emboux_enqueue("api_key.update", "PUT", "/api-keys/{token}",
+                key._emboux_enqueue("api_key.update", "PUT", key._emboux_key_path(),
                                     {"active": key.active,
                                      "expires_at": key.expires_at.isoformat() + "Z" if key.expires_at else None})
         return res
 
     def _emboux_enqueue_delete(self):
         for key in self:
-            key._emboux_enqueue("api_key.delete", "DELETE", "/api-keys/{token}")
+            key._emboux_enqueue("api_key.delete", "DELETE", key._emboux_key_path())
 
     def unlink(self):
         if self._emboux_sync_enabled():
@@ -87,9 +83,13 @@ class EmbouxApiKey(models.Model):
         key = self.with_context(emboux_new_tokens=[token]).create(vals)
         return {"id": key.id, "token": token}
 
-    def _emboux_enqueue(self, kind, method, path, payload=None, secret=None, secret_field="password"):
-        # The path of PUT/DELETE carries the token: the job keeps a placeholder
-        # and the token travels sealed, like a password.
-        if method != "POST":
-            path, secret, secret_field = "/api-keys/{token}", self._token(), "token"
-        return super()._emboux_enqueue(kind, method, path, payload, secret, secret_field)
+    def _emboux_key_path(self):
+        """`/api-keys/by-id/<id>`; while the create job has not been applied
+        yet, a `{key_id}` placeholder that the job resolves when it runs
+        (after the create, which comes first in the tenant's lane)."""
+        self.ensure_one()
+        return f"/api-keys/by-id/{self.connector_key_id or '{key_id}'}"
+
+    def _emboux_job_done(self, job, result):
+        if job.kind in ("api_key.create", "api_key.resolve") and isinstance(result, dict) and result.get("id"):
+            self.with_context(emboux_no_sync=True).sudo().write({"connector_key_id": result["id"]})

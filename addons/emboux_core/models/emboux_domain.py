@@ -78,15 +78,11 @@ class EmbouxDomain(models.Model):
         for tenant_id, n in new_per_tenant.items():
             tenant = Tenant.browse(tenant_id).sudo()
             used = self.sudo().with_context(active_test=False).search_count([("tenant_id", "=", tenant.id)])
-            if tenant.domains_allowed and tenant.quota_handle:
+            if tenant.domains_allowed:
                 # domains the tenant made through the API and Odoo has not pulled yet count too
-                try:
-                    usage = self.env["emboux.connector"]._client().call(
-                        "GET", f"/api-keys/{tenant.quota_handle}/usage",
-                        params={"since": fields.Datetime.now().isoformat() + "Z"})
-                    used = max(used, int((usage or {}).get("counts", {}).get("domains") or 0))
-                except Exception:  # unreachable now: the queue will tell later
-                    pass
+                # (None: unknown partner, or unreachable now: the queue will tell later)
+                usage = tenant._emboux_remote_usage() or {}
+                used = max(used, int((usage.get("counts") or {}).get("domains") or 0))
             if tenant.domains_allowed and used + n > tenant.domains_allowed:
                 raise UserError(_("%(tenant)s may host %(allowed)s domain(s) and already has %(used)s: "
                                   "raise the tenant's domain quota first.",

@@ -53,6 +53,8 @@ class EmbouxSyncJob(models.Model):
     attempts = fields.Integer(default=0)
     next_attempt_at = fields.Datetime(default=fields.Datetime.now, index=True)
     last_error = fields.Text()
+    result_id = fields.Integer("Platform id", readonly=True,
+                               help="The id the connector gave the resource created by this job (e.g. an API key).")
     done_at = fields.Datetime()
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
 
@@ -102,9 +104,19 @@ class EmbouxSyncJob(models.Model):
     # --- dispatch ----------------------------------------------------------
     def _call(self):
         """(method, path, body) with the sealed secret merged in: a {token}
-        placeholder of the path, or a body field (password, token)."""
+        placeholder of the path (jobs queued before 19.0.1.1), or a body
+        field (password, token); and a {key_id} placeholder resolved to the
+        connector's id of the API key (see `_key_id()`)."""
         body = json.loads(self.payload) if self.payload else None
         path = self.path
+        if "{key_id}" in path:
+            key_id = self._key_id()
+            if not key_id:
+                raise ConnectorRefused(
+                    _("The API key does not exist on the mail platform: its creation was not applied "
+                      "(retry or cancel that change first)."),
+                    status=404, detail="API key not found", method=self.method, path=path)
+            path = path.replace("{key_id}", str(key_id))
         sealed = self.sudo().secret_sealed
         if sealed:
             secret = json.loads(secrets_box.unseal(self.env.cr.dbname, sealed) or "{}")
@@ -114,10 +126,30 @@ class EmbouxSyncJob(models.Model):
                 body = dict(body or {}, **secret)
         return self.method, path, body
 
+    def _key_id(self):
+        """The connector's id of the API key this job is about: on the record
+        if it still exists, else given by its create job (done earlier in the
+        lane), e.g. for a key deleted before its creation had been applied."""
+        record = self._record()
+        if record and "connector_key_id" in record._fields and record.connector_key_id:
+            return record.connector_key_id
+        create = self.sudo().search([("res_model", "=", self.res_model), ("res_id", "=", self.res_id),
+                                     ("kind", "in", ("api_key.create", "api_key.resolve")), ("state", "=", "done"),
+                                     ("result_id", "!=", 0)], order="id desc", limit=1)
+        return create.result_id or None
+
+    def _call_or_refusal(self):
+        try:
+            return self._call()
+        except ConnectorRefused as exc:
+            return exc
+
     @staticmethod
     def _send(client, call):
         """HTTP only (runs in worker threads, never touches the cursor or a
         record): returns ('done'|'refused'|'unavailable', result)."""
+        if isinstance(call, ConnectorRefused):  # could not even be addressed
+            return "refused", call
         method, path, body = call
         try:
             return "done", client.call(method, path, body)
@@ -179,8 +211,8 @@ class EmbouxSyncJob(models.Model):
             run = [j for j in run if j.lane not in blocked]
             if not run:
                 continue
-            calls = [job._call() for job in run]
-            bodies = [c[2] for c in calls]
+            calls = [job._call_or_refusal() for job in run]
+            bodies = [c[2] if isinstance(c, tuple) else None for c in calls]
             if len(run) > 1:
                 with ThreadPoolExecutor(max_workers=min(PARALLEL, len(run))) as pool:
                     results = list(pool.map(lambda c: self._send(client, c), calls))
@@ -227,8 +259,13 @@ class EmbouxSyncJob(models.Model):
                     # ours from an earlier attempt: make sure it has this password
                     client.call("PUT", f"/users/{client.q(body['email'])}", {"password": body["password"]})
                     return "done", row
-            if self.kind == "api_key.create" and detail.startswith("API key already exists"):
-                return "done", None
+            if self.kind == "api_key.create" and detail.startswith("API key already exists") \
+                    and body.get("token"):
+                # ours from an earlier attempt whose answer was lost: learn its id
+                # (the token is still sealed in this job, and wiped once it is done)
+                row = client.call("PUT", f"/api-keys/{client.q(body['token'])}", {})
+                if (row or {}).get("partner_ref") == body.get("partner_ref"):
+                    return "done", row
         except ConnectorRefused:
             pass
         except ConnectorUnavailable as exc2:
@@ -236,8 +273,11 @@ class EmbouxSyncJob(models.Model):
         return "refused", exc
 
     def _mark_done(self, result):
-        self.sudo().write({"state": "done", "done_at": fields.Datetime.now(), "attempts": self.attempts + 1,
-                           "last_error": False, "secret_sealed": False})
+        vals = {"state": "done", "done_at": fields.Datetime.now(), "attempts": self.attempts + 1,
+                "last_error": False, "secret_sealed": False}
+        if isinstance(result, dict) and isinstance(result.get("id"), int) and 0 < result["id"] < 2 ** 31:
+            vals["result_id"] = result["id"]
+        self.sudo().write(vals)
         record = self._record()
         if record:
             record._emboux_job_done(self, result)

@@ -7,6 +7,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import names
+from ..services.connector_client import ConnectorError
 
 QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
 
@@ -35,10 +36,6 @@ class EmbouxTenant(models.Model):
     domains_used = fields.Integer(compute="_compute_usage")
     mailboxes_used = fields.Integer(compute="_compute_usage")
     aliases_used = fields.Integer(compute="_compute_usage")
-    # Handle of an inactive API key through which the master sets the
-    # partner's quotas on the connector (PUT /api-keys/{token}). Inactive: it
-    # authenticates nobody.
-    quota_handle = fields.Char(groups="base.group_system", copy=False, readonly=True)
 
     _partner_ref_unique = models.Constraint("UNIQUE (partner_ref)",
                                             "Another tenant already uses this platform reference.")
@@ -92,28 +89,29 @@ class EmbouxTenant(models.Model):
         return res
 
     def _emboux_push_quotas(self, create=False):
-        """The partner's quotas live on the connector with its API keys."""
+        """The partner and its quotas on the connector: `PUT /partners/{ref}`
+        creates it if missing (an upsert: harmless when replayed)."""
         self.ensure_one()
-        sudo = self.sudo()
-        if not sudo.quota_handle:
-            handle = "q-" + secrets.token_urlsafe(32)
-            sudo.with_context(emboux_no_sync=True).write({"quota_handle": handle})
-            self._emboux_enqueue("api_key.create", "POST", "/api-keys/",
-                                 dict(self._quota_payload(), partner_ref=self.partner_ref, active=False),
-                                 secret=handle, secret_field="token")
-        else:
-            self._emboux_enqueue("tenant.quotas", "PUT", f"/api-keys/{sudo.quota_handle}",
-                                 self._quota_payload())
+        self._emboux_enqueue("tenant.quotas", "PUT", f"/partners/{self._q_ref()}", self._quota_payload())
+
+    def _q_ref(self):
+        return self.env["emboux.connector"]._client().q(self.partner_ref)
+
+    def _emboux_remote_usage(self):
+        """`GET /partners/{ref}` (quotas, usage counts, API keys), or None when
+        the connector does not know the partner or cannot be asked now."""
+        self.ensure_one()
+        try:
+            return self.env["emboux.connector"]._client().call("GET", f"/partners/{self._q_ref()}")
+        except ConnectorError:
+            return None
 
     def unlink(self):
         if self.domain_ids:
             raise UserError(_("Delete or move the domains of %s first.", ", ".join(self.mapped("name"))))
         if self._emboux_sync_enabled():
             for tenant in self.sudo():
-                for key in tenant.api_key_ids:
-                    key._emboux_enqueue_delete()
-                if tenant.quota_handle:
-                    tenant._emboux_enqueue("api_key.delete", "DELETE", f"/api-keys/{tenant.quota_handle}")
+                tenant.with_context(active_test=False).api_key_ids._emboux_enqueue_delete()
         return super().unlink()
 
     def action_view_domains(self):

@@ -1,9 +1,9 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """Transient secrets of queued changes (a mailbox password waiting for the
-connector, the handle of an API key) are kept encrypted with a key that does
+connector, a new API token until the connector has it) are kept encrypted with a key that does
 not live in the database: a file in Odoo's data_dir, or EMBOUX_SYNC_KEY.
 A database dump alone therefore never reveals them, and a mailbox password is
-wiped from its sync job as soon as the connector has it."""
+wiped from its sync job as soon as the connector has it (so is a token)."""
 
 import os
 

@@ -43,6 +43,32 @@ def api(method, path, token=None, **kw):
                             headers={"Authorization": f"Bearer {token or API_KEY}"}, **kw)
 
 
+def tables_containing(env, needle):
+    """Every (table, column) of Odoo's database holding `needle` in clear."""
+    env.flush_all()
+    cr = env.cr
+    cr.execute("""SELECT c.table_name, c.column_name FROM information_schema.columns c
+                  JOIN information_schema.tables t ON t.table_name = c.table_name
+                   AND t.table_schema = c.table_schema AND t.table_type = 'BASE TABLE'
+                  WHERE c.table_schema = 'public'
+                    AND c.data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea')""")
+    found = []
+    for table, column in cr.fetchall():
+        cr.execute(f'SELECT 1 FROM "{table}" WHERE "{column}"::text LIKE %s LIMIT 1', (f"%{needle}%",))
+        if cr.fetchone():
+            found.append((table, column))
+    return found
+
+
+def sealed_secrets_holding(env, needle):
+    """Ids of the sync jobs whose sealed secret, once unsealed, holds `needle`."""
+    from odoo.addons.emboux_core.services import secrets_box
+    env.flush_all()
+    env.cr.execute("SELECT id, secret_sealed FROM emboux_sync_job WHERE secret_sealed IS NOT NULL")
+    return [jid for jid, sealed in env.cr.fetchall()
+            if needle in (secrets_box.unseal(env.cr.dbname, sealed) or "")]
+
+
 def set_connector(env, url=None):
     icp = env["ir.config_parameter"].sudo()
     icp.set_param("emboux.connector_url", url or API_URL)

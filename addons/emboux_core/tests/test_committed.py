@@ -7,6 +7,7 @@ tests commit in the test database and clean up after themselves):
 A private connector (gunicorn from var/venv, same mail DB) is started and
 stopped here, so the shared one of the dev stack is never interrupted."""
 
+import hashlib
 import os
 import signal
 import socket
@@ -18,7 +19,8 @@ from pathlib import Path
 from odoo import SUPERUSER_ID, api
 from odoo.tests.common import TransactionCase
 
-from .common import API_KEY, API_URL, TEST_TLD, api as rest, maildb, require_stack, uniq
+from .common import (API_KEY, API_URL, TEST_TLD, api as rest, maildb, require_stack, sealed_secrets_holding,
+                     tables_containing, uniq)
 
 ROOT = Path(os.environ.get("ROOT") or Path(__file__).resolve().parents[3])
 
@@ -164,6 +166,7 @@ class TestCommitted(TransactionCase):
         # and nothing holds a password any more
         self.assertFalse(self.run_in_new_cursor(lambda env: env["emboux.sync.job"].search(
             [("lane", "=", f"partner:{ref}"), ("secret_sealed", "!=", False)]).ids, commit=False))
+        self.assertEqual(rest("GET", f"/partners/{ref}").json()["mailboxes_per_domain"], 10)
 
         # down again: a change waits; the record's "Retry sync" sends it at once
         conn.stop()
@@ -179,6 +182,46 @@ class TestCommitted(TransactionCase):
         self.assertTrue(sha512_crypt.verify("Passw0rd-q2", stored[len("{SHA512-CRYPT}"):]))
         self.assertEqual(self.state_of("emboux.mailbox", box_id)["sync_state"], "synced")
 
+    def test_api_key_while_connector_down(self):
+        """A key created, deactivated and given a quota change while the
+        connector is down: the token waits sealed in the create job only;
+        once up, everything is applied (the update by the id the create got)
+        and no column of Odoo's database holds the token."""
+        conn = PrivateConnector()
+        self.addCleanup(conn.stop)
+        tenant_id, ref = self.setup_stack(url=conn.url)
+        res = self.run_in_new_cursor(lambda env: env["emboux.api.key"].create_with_token(
+            {"tenant_id": tenant_id, "name": "while down"}))
+        key_id, token = res["id"], res["token"]
+        self.addCleanup(rest, "DELETE", f"/api-keys/{token}")
+        self.run_in_new_cursor(lambda env: env["emboux.api.key"].browse(key_id).write({"active": False}))
+        self.run_in_new_cursor(lambda env: env["emboux.tenant"].browse(tenant_id).write({"domains_allowed": 4}))
+        self.assertEqual(self.state_of("emboux.api.key", key_id)["sync_state"], "pending")
+        self.assertEqual(self.run_in_new_cursor(lambda env: tables_containing(env, token), commit=False), [])
+        self.assertEqual(len(self.run_in_new_cursor(lambda env: sealed_secrets_holding(env, token),
+                                                    commit=False)), 1)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE token_hash = %s", (digest,)), [(0,)])
+
+        conn.start()
+        self.run_in_new_cursor(lambda env: env.cr.execute(
+            "UPDATE emboux_sync_job SET next_attempt_at = now() at time zone 'utc' - interval '1 second' "
+            "WHERE lane = %s AND state = 'pending'", (f"partner:{ref}",)))
+        self.run_in_new_cursor(lambda env: env["emboux.sync.job"]._cron_process_queue())
+        self.assertEqual(self.state_of("emboux.api.key", key_id)["sync_state"], "synced")
+        remote_id = self.run_in_new_cursor(
+            lambda env: env["emboux.api.key"].with_context(active_test=False).browse(key_id).connector_key_id,
+            commit=False)
+        self.assertEqual(maildb("SELECT id, active, partner_ref FROM api_keys WHERE token_hash = %s", (digest,)),
+                         [(remote_id, False, ref)])
+        self.assertEqual(rest("GET", f"/partners/{ref}").json()["domains_allowed"], 4)
+        self.assertEqual(self.run_in_new_cursor(lambda env: tables_containing(env, token), commit=False), [])
+        self.assertEqual(self.run_in_new_cursor(lambda env: sealed_secrets_holding(env, token), commit=False), [])
+        # deleted through the record: DELETE /api-keys/by-id/<id>
+        self.run_in_new_cursor(lambda env: env["emboux.api.key"].with_context(active_test=False).browse(
+            key_id).unlink())
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE id = %s", (remote_id,)), [(0,)])
+
     def test_delta_sync_pull_without_echo_and_push_back(self):
         tenant_id, ref = self.setup_stack()
         # start the feed now (the shared mail DB holds other tests' history)
@@ -186,6 +229,8 @@ class TestCommitted(TransactionCase):
         self.run_in_new_cursor(lambda env: env["ir.config_parameter"].sudo().set_param("emboux.changes_since", now))
         name = f"{uniq('pull')}.{TEST_TLD}"
         self.cleanup_domain(name)
+        last_job = self.run_in_new_cursor(lambda env: max(env["emboux.sync.job"].search([]).ids or [0]),
+                                          commit=False)
         # another integrator works through the REST API
         self.assertEqual(rest("POST", "/domains/", json={"name": name, "partner_ref": ref}).status_code, 201)
         self.assertEqual(rest("POST", "/users/", json={"domain_name": name, "email": f"api@{name}",
@@ -198,7 +243,7 @@ class TestCommitted(TransactionCase):
             env["emboux.change.feed"]._pull_changes()
             dom = env["emboux.domain"].search([("name", "=", name)])
             box = env["emboux.mailbox"].search([("email", "=", f"api@{name}")])
-            jobs = env["emboux.sync.job"].search_count([("lane", "=", f"partner:{ref}"), ("kind", "!=", "api_key.create")])
+            jobs = env["emboux.sync.job"].search_count([("lane", "=", f"partner:{ref}"), ("id", ">", last_job)])
             return dict(dom=dom.read(["tenant_id", "state", "sync_state"]), box=box.read(["quota_mb", "catch_all"]),
                         jobs=jobs, box_id=box.id)
         seen = self.run_in_new_cursor(pull_and_look)

@@ -1,29 +1,18 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""The mailbox password never lands in Odoo's tables; record rules keep
+"""The mailbox password and the API tokens never land in Odoo's tables; record rules keep
 companies apart; access groups."""
+
+import hashlib
 
 from odoo.exceptions import AccessError
 
-from .common import EmbouxCase, maildb, uniq
+from .common import EmbouxCase, api, maildb, sealed_secrets_holding, tables_containing, uniq
 
 
 class TestSecurity(EmbouxCase):
 
     def _tables_containing(self, needle):
-        """Every (table, column) of Odoo's database holding `needle`."""
-        self.env.flush_all()
-        cr = self.env.cr
-        cr.execute("""SELECT c.table_name, c.column_name FROM information_schema.columns c
-                      JOIN information_schema.tables t ON t.table_name = c.table_name
-                       AND t.table_schema = c.table_schema AND t.table_type = 'BASE TABLE'
-                      WHERE c.table_schema = 'public'
-                        AND c.data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea')""")
-        found = []
-        for table, column in cr.fetchall():
-            cr.execute(f'SELECT 1 FROM "{table}" WHERE "{column}"::text LIKE %s LIMIT 1', (f"%{needle}%",))
-            if cr.fetchone():
-                found.append((table, column))
-        return found
+        return tables_containing(self.env, needle)
 
     def test_password_never_in_odoo_tables(self):
         dom = self.new_domain()
@@ -47,6 +36,33 @@ class TestSecurity(EmbouxCase):
         self.assertFalse(any(jobs.mapped("secret_sealed")))
         (stored,), = maildb("SELECT password_hash FROM mailboxes WHERE email = %s", (box.email,))
         self.assertNotIn(new_password, stored)
+
+    def test_api_token_only_hashed(self):
+        """The token waits sealed in its create job only, and once the create
+        is applied no column of Odoo's database holds it, nor any sealed
+        secret: the key is known by its hash, hint and connector id."""
+        res = self.env["emboux.api.key"].create_with_token({"tenant_id": self.tenant.id, "name": "Scan"})
+        key, token = self.env["emboux.api.key"].browse(res["id"]), res["token"]
+        self.addCleanup(api, "DELETE", f"/api-keys/{token}")
+        create = self.env["emboux.sync.job"].search([("res_model", "=", key._name), ("res_id", "=", key.id),
+                                                     ("kind", "=", "api_key.create")])
+        self.assertEqual(self._tables_containing(token), [], "queued: not in clear")
+        self.assertEqual(sealed_secrets_holding(self.env, token), create.ids, "sealed in its create job only")
+        self.flush_queue()
+        self.assertEqual(key.sync_state, "synced", key.sync_error)
+        self.assertEqual(self._tables_containing(token), [])
+        self.assertEqual(sealed_secrets_holding(self.env, token), [], "the sealed copy is wiped once sent")
+        self.assertFalse(create.sudo().secret_sealed)
+        # what Odoo keeps: hash, hint, the connector's id
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        (remote_id,), = maildb("SELECT id FROM api_keys WHERE token_hash = %s", (digest,))
+        self.assertEqual((key.token_hash, key.token_hint, key.connector_key_id), (digest, token[:6], remote_id))
+        for table, column in (("emboux_api_key", "token_sealed"), ("emboux_tenant", "quota_handle")):
+            self.env.cr.execute("SELECT 1 FROM information_schema.columns WHERE table_name = %s "
+                                "AND column_name = %s", (table, column))
+            self.assertFalse(self.env.cr.fetchone(), f"{table}.{column} is gone")
+        # and the token works as the tenant's
+        self.assertEqual(api("GET", "/domains/", token=token).status_code, 200)
 
     def test_record_rules_company_isolation(self):
         company_b = self.env["res.company"].create({"name": "Other agency"})

@@ -2,10 +2,11 @@
 """Every create/write/unlink hook, end to end into the mail DB."""
 
 import hashlib
+from datetime import datetime, timezone
 
 from passlib.hash import sha512_crypt
 
-from .common import EmbouxCase, maildb
+from .common import EmbouxCase, api, maildb
 
 
 def verify(password, stored):
@@ -111,6 +112,14 @@ class TestSyncHooks(EmbouxCase):
         self.flush_queue()
         self.assertEqual(maildb("SELECT count(*) FROM aliases WHERE source = %s", (source,))[0][0], 0)
 
+    def test_tenant_create_puts_the_partner(self):
+        got = api("GET", f"/partners/{self.tenant.partner_ref}")
+        self.assertEqual(got.status_code, 200, got.text)
+        got = got.json()
+        self.assertEqual((got["domains_allowed"], got["mailboxes_per_domain"], got["aliases_per_mailbox"]),
+                         (20, 5, 3))
+        self.assertEqual(got["api_keys"]["total"], 0, "no helper API key any more")
+
     def test_tenant_quotas_reach_the_connector(self):
         self.env.cr.precommit.run()
         self.tenant.write({"mailboxes_per_domain": 7, "domains_allowed": 9, "aliases_per_mailbox": 4})
@@ -120,37 +129,111 @@ class TestSyncHooks(EmbouxCase):
         row = maildb("SELECT domains_allowed, mailboxes_per_domain, aliases_per_mailbox FROM partners "
                      "WHERE partner_ref = %s", (self.tenant.partner_ref,))
         self.assertEqual(row, [(9, 7, 4)])
+        # through PUT /partners/{ref}, read back with GET /partners/{ref}; no helper API key
+        job = self.env["emboux.sync.job"].search([("res_model", "=", "emboux.tenant"),
+                                                  ("res_id", "=", self.tenant.id)], order="id desc", limit=1)
+        self.assertEqual((job.method, job.path), ("PUT", f"/partners/{self.tenant.partner_ref}"))
+        got = api("GET", f"/partners/{self.tenant.partner_ref}").json()
+        self.assertEqual((got["domains_allowed"], got["mailboxes_per_domain"], got["aliases_per_mailbox"]),
+                         (9, 7, 4))
+        self.assertEqual(got["api_keys"], {"active": 0, "total": 0})
+        self.tenant.write({"aliases_per_mailbox": 0})
+        self.flush_queue()
+        self.assertEqual(api("GET", f"/partners/{self.tenant.partner_ref}").json()["aliases_per_mailbox"], 0)
         # tracked on the tenant
         self.assertTrue(self.tenant.message_ids.tracking_value_ids.filtered(
             lambda t: t.field_id.name == "mailboxes_per_domain"))
 
-    def test_api_key_lifecycle_token_only_hashed(self):
-        res = self.env["emboux.api.key"].create_with_token({"tenant_id": self.tenant.id, "name": "CI key"})
-        key = self.env["emboux.api.key"].browse(res["id"])
-        token = res["token"]
+    def new_key(self, name="CI key", tenant=None):
+        res = self.env["emboux.api.key"].create_with_token({"tenant_id": (tenant or self.tenant).id, "name": name})
+        self.addCleanup(api, "DELETE", f"/api-keys/{res['token']}")  # (the test's own copy)
+        return self.env["emboux.api.key"].browse(res["id"]), res["token"]
+
+    def key_jobs(self, key, kind):
+        return self.env["emboux.sync.job"].search([("res_model", "=", key._name), ("res_id", "=", key.id),
+                                                   ("kind", "=", kind)])
+
+    def test_api_key_lifecycle_by_id(self):
+        key, token = self.new_key()
         digest = hashlib.sha256(token.encode()).hexdigest()
         self.assertEqual(key.token_hash, digest)
+        self.assertFalse(key.connector_key_id)
         self.flush_queue()
         self.assertEqual(key.sync_state, "synced", key.sync_error)
-        self.assertEqual(maildb("SELECT active FROM api_keys WHERE token_hash = %s", (digest,)), [(True,)])
+        (remote_id, active, ref), = maildb("SELECT id, active, partner_ref FROM api_keys WHERE token_hash = %s",
+                                           (digest,))
+        self.assertEqual((key.connector_key_id, active, ref), (remote_id, True, self.tenant.partner_ref))
         # the token works against the REST API as the tenant
-        from .common import api
         self.assertEqual(api("GET", "/domains/", token=token).status_code, 200)
-        # the plain token is in no column of Odoo's tables
-        self.env.flush_all()
-        self.env.cr.execute("SELECT count(*) FROM emboux_api_key WHERE token_sealed LIKE %s OR token_hash = %s",
-                            (f"%{token}%", token))
-        self.assertEqual(self.env.cr.fetchone()[0], 0)
-        self.env.cr.execute("SELECT count(*) FROM emboux_sync_job WHERE payload LIKE %s OR path LIKE %s "
-                            "OR secret_sealed LIKE %s", (f"%{token}%",) * 3)
-        self.assertEqual(self.env.cr.fetchone()[0], 0)
+        # deactivate: PUT /api-keys/by-id/<id>
+        key.active = False
+        self.assertEqual(self.key_jobs(key, "api_key.update").path, f"/api-keys/by-id/{remote_id}")
+        self.flush_queue()
+        self.assertEqual(key.sync_state, "synced", key.sync_error)
+        self.assertEqual(maildb("SELECT active FROM api_keys WHERE id = %s", (remote_id,)), [(False,)])
+        self.assertEqual(api("GET", "/domains/", token=token).status_code, 403)
+        # reactivate with an expiry
+        key.write({"active": True, "expires_at": "2099-01-02 03:04:05"})
+        self.flush_queue()
+        self.assertEqual(key.sync_state, "synced", key.sync_error)
+        (active, expires), = maildb("SELECT active, expires_at FROM api_keys WHERE id = %s", (remote_id,))
+        self.assertTrue(active)
+        self.assertEqual(expires.astimezone(timezone.utc).replace(tzinfo=None), datetime(2099, 1, 2, 3, 4, 5))
+        self.assertEqual(api("GET", "/domains/", token=token).status_code, 200)
+        # delete: DELETE /api-keys/by-id/<id>
+        key.unlink()
+        job = self.env["emboux.sync.job"].search([("kind", "=", "api_key.delete"), ("state", "=", "pending")])
+        self.assertEqual(job.path, f"/api-keys/by-id/{remote_id}")
+        self.flush_queue()
+        self.assertEqual(job.state, "done", job.last_error)
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE id = %s", (remote_id,)), [(0,)])
+        self.assertEqual(api("GET", "/domains/", token=token).status_code, 401)
+
+    def test_api_key_changes_queued_before_its_create(self):
+        """Deactivated, then deleted, before the create reached the connector:
+        the later jobs learn the key's id when they run."""
+        key, token = self.new_key("early")
+        key.write({"active": False, "expires_at": "2098-05-06 07:08:09"})
+        update = self.key_jobs(key, "api_key.update")
+        self.assertEqual(update.path, "/api-keys/by-id/{key_id}")
+        self.flush_queue()
+        self.assertEqual(update.state, "done", update.last_error)
+        self.assertEqual(key.sync_state, "synced", key.sync_error)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        self.assertEqual(maildb("SELECT id, active FROM api_keys WHERE token_hash = %s", (digest,)),
+                         [(key.connector_key_id, False)])
+        self.assertEqual(api("GET", "/domains/", token=token).status_code, 403)
+
+        # created and deleted in one go: the delete finds the id its create got
+        other, other_token = self.new_key("short-lived")
+        other_id = other.id
+        other.unlink()
+        delete = self.env["emboux.sync.job"].search([("res_model", "=", "emboux.api.key"),
+                                                     ("res_id", "=", other_id), ("kind", "=", "api_key.delete")])
+        self.assertEqual(delete.path, "/api-keys/by-id/{key_id}")
+        self.flush_queue()
+        create = self.env["emboux.sync.job"].search([("res_model", "=", "emboux.api.key"),
+                                                     ("res_id", "=", other_id), ("kind", "=", "api_key.create")])
+        self.assertEqual((create.state, delete.state), ("done", "done"), delete.last_error)
+        self.assertTrue(create.result_id)
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE id = %s OR token_hash = %s",
+                                (create.result_id, hashlib.sha256(other_token.encode()).hexdigest())), [(0,)])
+
+    def test_api_key_whose_create_was_refused(self):
+        """A refused create leaves nothing to delete; an update of it says why."""
+        key, _token = self.new_key("refused")
+        create = self.key_jobs(key, "api_key.create")
+        create.payload = '{"partner_ref": "not a valid ref!"}'  # the connector refuses it
         key.active = False
         self.flush_queue()
-        self.assertEqual(maildb("SELECT active FROM api_keys WHERE token_hash = %s", (digest,)), [(False,)])
-        self.assertEqual(api("GET", "/domains/", token=token).status_code, 403)
+        update = self.key_jobs(key, "api_key.update")
+        self.assertEqual((create.state, update.state), ("failed", "failed"))
+        self.assertIn("does not exist on the mail platform", update.last_error)
+        self.assertEqual(key.sync_state, "error")
         key.unlink()
+        delete = self.env["emboux.sync.job"].search([("kind", "=", "api_key.delete"), ("state", "=", "pending")])
         self.flush_queue()
-        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE token_hash = %s", (digest,)), [(0,)])
+        self.assertEqual(delete.state, "done", delete.last_error)
 
     def test_replayed_job_is_harmless(self):
         """A job sent twice (e.g. the answer was lost) has the effect of one."""
@@ -176,7 +259,12 @@ class TestSyncHooks(EmbouxCase):
         self.flush_queue()
         self.assertEqual(maildb("SELECT quota_mb FROM mailboxes WHERE email = %s", (box.email,)), [(321,)])
         ref = tenant.partner_ref
-        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE partner_ref = %s", (ref,)), [(1,)])
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE partner_ref = %s", (ref,)), [(0,)])
+        key, _token = self.new_key("tenant's", tenant=tenant)
+        archived, _token2 = self.new_key("archived", tenant=tenant)
+        archived.active = False
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT count(*) FROM api_keys WHERE partner_ref = %s", (ref,)), [(2,)])
         from odoo.exceptions import UserError
         with self.assertRaisesRegex(UserError, "Delete or move the domains"):
             tenant.unlink()
@@ -202,6 +290,17 @@ class TestSyncHooks(EmbouxCase):
         self.assertEqual((dom.sync_state, box.sync_state), ("synced", "synced"))
         (stored,), = maildb("SELECT password_hash FROM mailboxes WHERE email = %s", (box.email,))
         self.assertTrue(verify("Lost-Passw0rd", stored))
+        # an API key created behind Odoo's back: "already exists" on replay, its id learnt
+        key, token = self.new_key("lost")
+        job = self.key_jobs(key, "api_key.create")
+        remote = client.call(*job._call())
+        self.flush_queue()
+        self.assertEqual(job.state, "done", job.last_error)
+        self.assertEqual(key.connector_key_id, remote["id"])
+        self.assertFalse(job.sudo().secret_sealed)
+        key.active = False
+        self.flush_queue()
+        self.assertEqual(maildb("SELECT active FROM api_keys WHERE id = %s", (remote["id"],)), [(False,)])
         # a delete whose answer was lost: 404 the second time, still success
         box.unlink()
         job = self.pending_jobs()
