@@ -1,9 +1,10 @@
 """Delta sync: what changed since an instant, per partner or platform-wide.
 
 `next_since` is what the caller passes next time. It is never later than the
-start of a still-running writing transaction, because such a transaction's
-changes carry timestamps from before its commit: a reader that moved past
-them would never see them. Changes may therefore be returned twice; apply
+start of a still-running writing transaction of the API's role, because such
+a transaction's changes carry timestamps from before its commit: a reader
+that moved past them would never see them. (Autovacuum's ANALYZE also holds a
+transaction id; it writes no changes and must not hold the cursor back.) Changes may therefore be returned twice; apply
 them idempotently (the latest state is included with each change).
 """
 
@@ -41,6 +42,7 @@ def delta(cur, partner_ref, since, scoped):
     cur.execute(
         "SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity "
         "  WHERE backend_xid IS NOT NULL AND datname = current_database() "
+        "  AND backend_type = 'client backend' AND usename = current_user "
         "  AND pid <> pg_backend_pid())) AS next_since")
     next_since = cur.fetchone()["next_since"]
     where, params = [], []
