@@ -42,6 +42,19 @@ CALLS = [
     ("PUT", "/api-keys/{atoken}", {"active": False}, 403),
     ("DELETE", "/api-keys/{atoken}", None, 403),
     ("POST", "/domains/", {"name": "{d}"}, 400),  # exists: refused, not revealed as owned
+    # outbound control and sending identity
+    ("GET", "/domains/{d}/outbound", None, 404),
+    ("PUT", "/domains/{d}/outbound", {"outbound_daily_limit": 5}, 404),
+    ("POST", "/domains/{d}/outbound/increment", None, 403),
+    ("POST", "/domains/{d}/verify", None, 404),
+    ("GET", "/domains/{d}/verify-status", None, 404),
+    ("POST", "/domains/{d}/ses-verify", None, 404),
+    ("GET", "/domains/{d}/ses-status", None, 404),
+    ("POST", "/domains/sub.{d}/register-subdomain", None, 404),
+    ("GET", "/domains/{d}/dns-check", None, 404),
+    ("POST", "/domains/{d}/dkim/rotate", None, 403),
+    ("PUT", "/users/{box}", {"spoofing_whitelist": ["*"]}, 404),
+    ("PUT", "/users/{box}", {"submission_disabled": True}, 404),
 ]
 
 
@@ -54,9 +67,8 @@ def _fill(value, ctx):
 
 
 def _snapshot(sql, d):
-    return (sql("SELECT name, partner_ref, status, retention_days, transfer_monthly_mb, wildcard "
-                "FROM domains WHERE name = %s", (d,)),
-            sql("SELECT email, password_hash, quota_mb FROM mailboxes m JOIN domains d ON d.id = m.domain_id "
+    return (sql("SELECT * FROM domains WHERE name = %s OR name LIKE %s ORDER BY name", (d, "%." + d)),
+            sql("SELECT m.* FROM mailboxes m JOIN domains d ON d.id = m.domain_id "
                 "WHERE d.name = %s ORDER BY email", (d,)),
             sql("SELECT source, destination FROM aliases a JOIN domains d ON d.id = a.domain_id "
                 "WHERE d.name = %s ORDER BY source, destination", (d,)),
