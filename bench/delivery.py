@@ -13,8 +13,6 @@ messages), then waits until Dovecot holds every one of them. Prints:
 and removes the tenant's domain (and its store) afterwards.
 """
 import argparse
-import pathlib
-import shlex
 import smtplib
 import subprocess
 import threading
@@ -23,16 +21,7 @@ import uuid
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def dev_env():
-    env = {}
-    for line in (ROOT / "var" / "dev.env").read_text().splitlines():
-        if "=" in line:
-            k, _, v = line.partition("=")
-            env[k] = shlex.split(v)[0] if v.strip() else ""
-    return env
+from devenv import dev_env
 
 
 def delivered(env, users):

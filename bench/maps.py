@@ -23,7 +23,6 @@ import os
 import pathlib
 import random
 import re
-import shlex
 import statistics
 import subprocess
 import sys
@@ -33,17 +32,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
+from devenv import dev_env
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH_DB = "emboux_bench"
 
 
-def dev_env():
-    env = {}
-    for line in (ROOT / "var" / "dev.env").read_text().splitlines():
-        if "=" in line:
-            k, _, v = line.partition("=")
-            env[k] = shlex.split(v)[0] if v.strip() else ""
-    return env
 
 
 def with_db(dsn, db):

@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark (not a test): emboux-policyd vs postfwd1 over the policy protocol.
 
-    set -a; . var/dev.env; set +a
     var/venv/bin/python bench/policyd_bench.py [--seconds 5] [--conns 1,8,32]
 
 A load generator keeps 1, 8 and 32 persistent connections, one request in
@@ -39,6 +38,8 @@ import time
 import uuid
 
 import psycopg2
+
+from devenv import export_dev_env
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH_SUFFIX = ".policyd-bench.test"
@@ -309,7 +310,8 @@ def main():
         uvloop.install()
     except ImportError:
         pass
-    dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set (set -a; . var/dev.env; set +a)")
+    export_dev_env()
+    dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set: run ./dev up first")
     conns = [int(x) for x in args.conns.split(",")]
     logdir = tempfile.mkdtemp(prefix="policyd-bench-")
     db = setup_db(dsn)

@@ -9,8 +9,6 @@ present. Prints figures beside the targets of issue 2.
 import argparse
 import concurrent.futures as cf
 import os
-import pathlib
-import shlex
 import statistics
 import sys
 import time
@@ -19,15 +17,7 @@ import uuid
 import psycopg2
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def dev_env():
-    env = {}
-    for line in (ROOT / "var" / "dev.env").read_text().splitlines():
-        key, _, value = line.partition("=")
-        env[key] = shlex.split(value)[0] if value else ""
-    return env
+from devenv import dev_env
 
 
 def pct(values, p):
