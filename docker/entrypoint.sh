@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entry point of the EmBoux mail container: render the templates (the same
-# ones ./dev up renders), then run Dovecot and Postfix in the foreground.
+# ones ./dev up renders), then run Dovecot, OpenDKIM (the DKIM signer of
+# submitted mail, keys from the mail DB) and Postfix in the foreground.
 # Settings: docker/mail.env.example. Untested here (no Docker engine on the
 # dev machines); every configuration file it renders is the tested one.
 set -eu
@@ -28,5 +29,9 @@ chown "$VMAIL_UID:$VMAIL_GID" "$VMAIL_DIR"
 [ "$AUTH_PENALTY_SOCKET_MODE" = 0 ] && rm -f "$DOVECOT_BASE_DIR/anvil-auth-penalty"
 
 dovecot -c "$ETC/dovecot/dovecot.conf"
+# Same invocation as scripts/dev/stack-identity.sh; Postfix defers mail when
+# the milter is down (never sends it unsigned).
+chgrp -R opendkim "$ETC/opendkim" && chmod 750 "$ETC/opendkim"
+opendkim -x "$ETC/opendkim/opendkim.conf"
 postfix -c "$ETC/postfix" check || true
 exec postfix -c "$ETC/postfix" start-fg
