@@ -14,7 +14,7 @@
 # EMBOUX_NO_DEMO=1 skips the demo tenant, domain and mailbox (demo tenant
 # "demo", domain demo.emboux.test, mailbox info@demo.emboux.test with the
 # catch-all, password ODOO_DEMO_MAILBOX_PASSWORD in var/dev.env).
-# Benchmark: $(ls -d ~/.cache/emboux/odoo19-venv-*)/bin/python tests_odoo/bench_odoo.py
+# Benchmark: $(ls -d ~/.cache/emboux/odoo19-venv-*)/bin/python bench/odoo_bench.py
 
 ODOO_PREFIX="$CACHE/odoo-19/root"
 ODOO_CONF="$VAR/odoo/odoo.conf"

@@ -1,7 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """Benchmark (not a test): run with Odoo's virtualenv against the running
 dev stack, e.g.
-    $(ls -d ~/.cache/emboux/odoo19-venv-*)/bin/python tests_odoo/bench_odoo.py
+    $(ls -d ~/.cache/emboux/odoo19-venv-*)/bin/python bench/odoo_bench.py
 
 1. Create 1,000 mailboxes from Odoo in one `create` call (XML-RPC, as an
    integrator would), end to end: the call returns after Odoo's commit and
@@ -12,6 +12,7 @@ dev stack, e.g.
 Everything is created under a throw-away tenant and deleted at the end."""
 
 import json
+import pathlib
 import sys
 import time
 import urllib.request
@@ -19,7 +20,9 @@ import uuid
 
 import psycopg2
 
-from conftest import ENV, Odoo
+# The Odoo RPC client and settings of the browser tests (tests_odoo/conftest.py).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests_odoo"))
+from conftest import ENV, Odoo  # noqa: E402
 
 
 def maildb_count(domain):
