@@ -32,6 +32,7 @@ connector_start() {
     "$VENV/bin/gunicorn" --daemon --pid "$RUN/connector.pid" \
         --bind "127.0.0.1:$port" --workers "${CONNECTOR_WORKERS:-3}" --threads 4 \
         --access-logfile "$LOG/connector-access.log" --error-logfile "$LOG/connector.log" \
+        --logger-class emboux_connector.accesslog.RedactingLogger \
         --chdir "$ROOT" "emboux_connector.wsgi:app" \
         || die "gunicorn did not start (see $LOG/connector.log)"
     wait_port 127.0.0.1 "$port" 30 || die "connector not listening (see $LOG/connector.log)"
