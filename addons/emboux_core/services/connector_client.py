@@ -12,11 +12,20 @@ the mapping of failures onto two exception kinds:
 
 import json
 import logging
+import re
 from urllib.parse import quote
 
 import requests
 
 _logger = logging.getLogger(__name__)
+
+# `/api-keys/{token}` paths carry a token: never log it or store it in an error.
+_TOKEN_IN_PATH = re.compile(r"(/api-keys/)(?!by-id/)[^/?\s]+")
+
+
+def redact(path):
+    return _TOKEN_IN_PATH.sub(r"\1***", path or "")
+
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 15.0
@@ -99,6 +108,7 @@ class ConnectorClient:
             raise ConnectorUnavailable("The connector URL is not configured (Settings > Email Hosting).",
                                        method=method, path=path)
         url = self.url + path
+        path = redact(path)  # from here on, only for messages and logs
         try:
             resp = self.session.request(
                 method, url, json=payload, params=params, timeout=self.timeout,
