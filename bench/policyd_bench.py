@@ -40,6 +40,7 @@ import uuid
 import psycopg2
 
 from devenv import export_dev_env
+from emboux_connector.policy.daemon import tune_runtime
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH_SUFFIX = ".policyd-bench.test"
@@ -305,16 +306,9 @@ def main():
     ap.add_argument("--history", type=int, default=1_000_000, help="history rows for the second pass")
     ap.add_argument("--keep", action="store_true", help="keep the bench domains")
     args = ap.parse_args()
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    # The generator stands in for smtpd (C, no collector): keep Python's cyclic
-    # GC pauses out of the latencies it measures, as the daemon does.
-    import gc
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    # The generator stands in for smtpd (C, no collector): the daemon's runtime
+    # settings keep Python's GC pauses out of the latencies it measures.
+    tune_runtime()
     export_dev_env()
     dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set: run ./dev up first")
     conns = [int(x) for x in args.conns.split(",")]
