@@ -131,20 +131,28 @@ def poll(cur, row):
 
 def ensure_credential(cur, row):
     """The relay credential of the domain's provider, created when missing.
-    Returns 'present', 'created' or 'skipped' (local: direct delivery)."""
+    Returns 'present', 'created', 'updated' (an account-wide credential whose
+    settings changed) or 'skipped' (local: direct delivery)."""
     provider = get(row["provider"])
     if row["provider"] == "local":
         return "skipped"
     if provider.account_wide_credential:
-        cur.execute("SELECT 1 FROM relay_credentials WHERE provider = %s AND domain_id IS NULL",
-                    (row["provider"],))
-        if cur.fetchone():
-            return "present"
+        # Derived from the connector's settings, which the operator may rotate:
+        # the stored copy Postfix reads follows them.
         cred = provider.smtp_credential(row["name"])
-        cur.execute("INSERT INTO relay_credentials (provider, domain_id, relayhost, username, password) "
-                    "VALUES (%s, NULL, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (row["provider"], cred.relayhost, cred.username, cred.password))
-        return "created"
+        cur.execute(
+            "INSERT INTO relay_credentials (provider, domain_id, relayhost, username, password) "
+            "VALUES (%s, NULL, %s, %s, %s) "
+            "ON CONFLICT (provider) WHERE domain_id IS NULL DO UPDATE SET "
+            "relayhost = EXCLUDED.relayhost, username = EXCLUDED.username, password = EXCLUDED.password "
+            "WHERE (relay_credentials.relayhost, relay_credentials.username, relay_credentials.password) "
+            "IS DISTINCT FROM (EXCLUDED.relayhost, EXCLUDED.username, EXCLUDED.password) "
+            "RETURNING (xmax = 0) AS inserted",
+            (row["provider"], cred.relayhost, cred.username, cred.password))
+        changed = cur.fetchone()
+        if changed is None:
+            return "present"
+        return "created" if changed["inserted"] else "updated"
     cur.execute("SELECT 1 FROM relay_credentials WHERE provider = %s AND domain_id = %s",
                 (row["provider"], row["id"]))
     if cur.fetchone():
