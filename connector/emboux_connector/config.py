@@ -4,14 +4,15 @@ import os
 from dataclasses import dataclass
 
 
-def _int(env, key, default):
+def env_number(env, key, default, cast=int):
+    """A numeric setting from the environment; a malformed one stops start-up."""
     raw = env.get(key)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError:
-        raise SystemExit(f"{key} must be an integer, got {raw!r}")
+        raise SystemExit(f"{key} must be a number, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,6 @@ class Config:
         return cls(
             api_key=api_key,
             maildb_dsn=dsn,
-            pool_max=_int(env, "EMBOUX_DB_POOL_MAX", 8),
-            default_quota_mb=_int(env, "EMBOUX_DEFAULT_QUOTA_MB", 1024),
+            pool_max=env_number(env, "EMBOUX_DB_POOL_MAX", 8),
+            default_quota_mb=env_number(env, "EMBOUX_DEFAULT_QUOTA_MB", 1024),
         )

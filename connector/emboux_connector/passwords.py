@@ -9,12 +9,13 @@ import os
 
 from passlib.hash import sha512_crypt
 
+from .config import env_number
 from .errors import ApiError
 
 SCHEME = "{SHA512-CRYPT}"
 MIN_LENGTH = 8
 MAX_LENGTH = 256
-_hasher = sha512_crypt.using(rounds=int(os.environ.get("EMBOUX_PASSWORD_ROUNDS", "5000")))
+_hasher = sha512_crypt.using(rounds=env_number(os.environ, "EMBOUX_PASSWORD_ROUNDS", 5000))
 
 
 def check_password(value, field="password"):

@@ -18,18 +18,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from ..config import env_number
+
 PROFILES = {"fast": 1.8, "standard": 1.1, "conservative": 1.05}
 MB = 1024 * 1024
-
-
-def _num(env, key, default, cast=float):
-    raw = env.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        raise SystemExit(f"{key} must be a number, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -44,10 +36,10 @@ class Settings:
     def from_env(cls, env=None):
         env = os.environ if env is None else env
         return cls(
-            hourly_fraction=_num(env, "HOURLY_FRACTION", 0.167),
-            hourly_floor=_num(env, "HOURLY_FLOOR", 10, int),
-            warmup_start=_num(env, "WARMUP_START", 50, int),
-            spike_min=_num(env, "SPIKE_MIN", 50, int),
+            hourly_fraction=env_number(env, "HOURLY_FRACTION", 0.167, float),
+            hourly_floor=env_number(env, "HOURLY_FLOOR", 10, int),
+            warmup_start=env_number(env, "WARMUP_START", 50, int),
+            spike_min=env_number(env, "SPIKE_MIN", 50, int),
             db_down_action=env.get("POLICYD_DB_DOWN_ACTION") or cls.db_down_action,
         )
 
