@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from stack_clients import submission_session
+
 PASSWORD = "correct horse 1"
 
 
@@ -41,20 +43,12 @@ class Submission:
         self.port = int(env["SUBMISSION_PORT"])
 
     def send(self, user, rcpts, subject=None, password=PASSWORD, sender=None, body="hello\r\n"):
-        import smtplib
-        import ssl
         subject = subject or f"t-{uuid.uuid4().hex[:12]}"
         sender = sender or user
         rcpts = [rcpts] if isinstance(rcpts, str) else rcpts
-        ctx = ssl.create_default_context()
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         msg = (f"From: {sender}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n"
                f"Message-ID: <{subject}@{sender.split('@')[1]}>\r\n\r\n{body}")
-        with smtplib.SMTP(self.host, self.port, timeout=30) as s:
-            s.ehlo("client.example.net")
-            s.starttls(context=ctx)
-            s.ehlo("client.example.net")
-            s.login(user, password)
+        with submission_session(self.host, self.port, user, password) as s:
             refused = s.sendmail(sender, rcpts, msg)
         assert not refused, refused
         return subject

@@ -7,18 +7,12 @@ The shared fixtures (devenv, api, make_tenant, sql) come from tests/conftest.py.
 import imaplib
 import os
 import smtplib
-import ssl
 import time
 import uuid
 
 import pytest
 
-
-def _tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False          # the dev stack's certificate is self-signed
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+from stack_clients import submission_session
 
 
 class Mail:
@@ -60,13 +54,7 @@ class Mail:
         return subject
 
     def submission(self, user=None, password=None):
-        s = smtplib.SMTP(self.smtp_host, self.submission_port, timeout=30)
-        s.ehlo("client.example.net")
-        s.starttls(context=_tls())
-        s.ehlo("client.example.net")
-        if user:
-            s.login(user, password)
-        return s
+        return submission_session(self.smtp_host, self.submission_port, user, password)
 
     # --- IMAP -------------------------------------------------------------------
     def imap(self, user, password):

@@ -9,19 +9,13 @@ ports) and `PolicyClient` (speak the policy protocol directly).
 
 import smtplib
 import socket
-import ssl
 import time
 import uuid
 
+from stack_clients import submission_session
+
 
 PASSWORD = "correct horse 1"
-
-
-def _tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Submitter:
@@ -30,13 +24,7 @@ class Submitter:
         self.port = int(env["SUBMISSION_PORT"])
 
     def connect(self, user=None, password=PASSWORD):
-        s = smtplib.SMTP(self.host, self.port, timeout=30)
-        s.ehlo("client.example.net")
-        s.starttls(context=_tls())
-        s.ehlo("client.example.net")
-        if user:
-            s.login(user, password)
-        return s
+        return submission_session(self.host, self.port, user, password)
 
     def send(self, user, rcpts, n=1, sender=None, body="hello\r\n", password=PASSWORD):
         """Send n messages as `user`; a list of (accepted, code, text) per
