@@ -32,6 +32,10 @@ def page(env):
         page.fill("input[name=password]", env["ODOO_PASSWORD"])
         page.click("button[type=submit]")
         page.wait_for_url("**/odoo**")
+        # The first page after a module install or update builds Odoo's asset
+        # bundles, which takes longer than one step may on a busy 2-core box:
+        # wait for the web client itself before the test's steps start.
+        page.locator(".o_main_navbar").wait_for(timeout=180_000)
         yield page
         browser.close()
 
