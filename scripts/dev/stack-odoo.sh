@@ -18,6 +18,10 @@
 
 ODOO_PREFIX="$CACHE/odoo-19/root"
 ODOO_CONF="$VAR/odoo/odoo.conf"
+# Odoo's data dir (filestore, per-database module stamps, the update lock)
+# lives where the databases live: machine-wide, not in a checkout. A fresh
+# clone reuses the cluster's databases, so it must find their filestore too.
+ODOO_DATA="${EMBOUX_ODOO_DATA:-${XDG_DATA_HOME:-$HOME/.local/share}/emboux/odoo}"
 ODOO_DB_ROLE=emboux_odoo
 ODOO_MODULES=emboux_core,emboux_saas
 
@@ -200,11 +204,11 @@ odoo_write_conf() {
     pw=$(env_secret ODOO_DB_PASSWORD 24)
     master=$(env_secret ODOO_MASTER_PASSWORD 24)
     pg_ensure_role "$ODOO_DB_ROLE" "$pw" CREATEDB
-    mkdir -p "$VAR/odoo/data"
+    mkdir -p "$VAR/odoo" "$ODOO_DATA"
     cat >"$ODOO_CONF.tmp" <<EOF
 [options]
 addons_path = $ODOO_ADDONS,$ROOT/addons
-data_dir = $VAR/odoo/data
+data_dir = $ODOO_DATA
 db_host = $PG_HOST
 db_port = $PG_PORT
 db_user = $ODOO_DB_ROLE
@@ -263,9 +267,16 @@ odoo_addons_hash() {
 # odoo_prepare_db DB [demo]: create or update DB with our modules, then settings.
 odoo_prepare_db() {
     local db=$1 demo=${2:-0} stamp want state
-    stamp="$VAR/odoo/.modules-$db.sha"
+    stamp="$ODOO_DATA/.modules-$db.sha"
     want=$(odoo_addons_hash)
     state=$(odoo_db_module_state "$db" emboux_saas)
+    if [ "$state" = installed ] && [ ! -d "$ODOO_DATA/filestore/$db" ]; then
+        # The database outlived its filestore (data dir moved or deleted):
+        # drop the compiled asset bundles, whose files are gone, so that Odoo
+        # builds them again instead of serving a web client that never loads.
+        say "Odoo: $db has no filestore in $ODOO_DATA: its asset bundles will be rebuilt"
+        pg_admin -d "$db" -c "DELETE FROM ir_attachment WHERE url LIKE '/web/assets/%'" >/dev/null
+    fi
     if [ "$state" != installed ]; then
         say "Odoo: creating database $db with $ODOO_MODULES"
         odoo_run -c "$ODOO_CONF" -d "$db" -i "$ODOO_MODULES" --stop-after-init --no-http \
@@ -296,9 +307,9 @@ EOF
 # Two ./dev runs at once (two terminals, CI on a shared box) must not update
 # the same database concurrently: Odoo fails with a serialization error.
 odoo_lock() {
-    mkdir -p "$VAR/odoo"
-    exec {ODOO_LOCK_FD}>"$VAR/odoo/.lock"
-    flock -w 900 "$ODOO_LOCK_FD" || die "another ./dev holds $VAR/odoo/.lock"
+    mkdir -p "$ODOO_DATA"
+    exec {ODOO_LOCK_FD}>"$ODOO_DATA/.lock"
+    flock -w 900 "$ODOO_LOCK_FD" || die "another ./dev holds $ODOO_DATA/.lock"
 }
 odoo_unlock() { [ -n "${ODOO_LOCK_FD:-}" ] && exec {ODOO_LOCK_FD}>&- ; ODOO_LOCK_FD=; }
 
@@ -319,7 +330,7 @@ _stack_odoo_up() {
     local port url; port=$(env_get ODOO_PORT); url="http://127.0.0.1:$port"
     local was_running=0
     if pid_alive odoo; then was_running=1; fi
-    local stamp_before; stamp_before=$(cat "$VAR/odoo/.modules-$db.sha" 2>/dev/null || true)
+    local stamp_before; stamp_before=$(cat "$ODOO_DATA/.modules-$db.sha" 2>/dev/null || true)
     # an update needs the server stopped (it holds the registry in memory)
     if [ "$was_running" = 1 ]; then
         local want; want=$(odoo_addons_hash)
@@ -366,7 +377,7 @@ stack_odoo_test() {
     odoo_lock
     say "Odoo: fresh test database $db"
     pg_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
-    rm -f "$VAR/odoo/.modules-$db.sha"
+    rm -rf "$ODOO_DATA/.modules-$db.sha" "$ODOO_DATA/filestore/$db"
     odoo_prepare_db "$db" 0   # (the lock is held until the tests are done: one test run at a time)
     set -a; . "$ENV_FILE"; set +a
     local rc=0 tests=() d
