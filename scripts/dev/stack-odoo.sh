@@ -261,7 +261,9 @@ EOF
 
 # What the installed modules were built from: our addons and which Odoo.
 odoo_addons_hash() {
-    { find "$ROOT/addons" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$ODOO_BIN"; } | sha256sum | cut -c1-16
+    # Relative paths: another checkout of the same addons needs no update.
+    { (cd "$ROOT" && find addons -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum); echo "$ODOO_BIN"; } \
+        | sha256sum | cut -c1-16
 }
 
 # odoo_prepare_db DB [demo]: create or update DB with our modules, then settings.
