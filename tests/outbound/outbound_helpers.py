@@ -83,7 +83,8 @@ class Outbound:
             self.get()), timeout=5)
         if state is None:
             state = self.get()
-            assert {k: state[k] for k in expected} == expected
+            got = {k: state[k] for k in expected}
+            assert got == expected, f"outbound counters {got}, expected {expected}; whole state {state}"
         return state
 
 
