@@ -61,6 +61,29 @@ def test_a_repeated_request_is_counted_once(outbound, policyd, sql):
     outbound.settle(outbound_sent_today=3)
 
 
+def test_a_lease_is_topped_up_before_it_runs_dry(outbound, policyd, sql):
+    """The daemon reserves quota in chunks (256 units here) and serves from
+    memory; below half of its last chunk it reserves the next one in the
+    background, so no message waits for the DB while quota is left."""
+    outbound.set(outbound_daily_limit=100_000, outbound_monthly_limit=1_000_000, warmup_profile=None,
+                 spike_max_multiplier=0, transfer_monthly_mb=0)
+    dom = _domain_id(sql, outbound.domain)
+    c = PolicyClient(policyd())
+
+    def reserved_plus_sent():
+        row = sql("SELECT reserved_units + sent_today AS n FROM outbound_counters WHERE domain_id = %s", (dom,))
+        return row[0]["n"]
+
+    for _ in range(128):                        # 256 granted, 128 left: not below half yet
+        assert c.message(outbound.alice, outbound.bob) == "DUNNO"
+    outbound.settle(outbound_sent_today=128)
+    assert reserved_plus_sent() == 256
+    assert c.message(outbound.alice, outbound.bob) == "DUNNO"   # 127 left: the next chunk is taken
+    outbound.settle(outbound_sent_today=129)
+    assert wait_until(lambda: reserved_plus_sent() == 512, timeout=5), reserved_plus_sent()
+    c.close()
+
+
 class Proxy:
     """A TCP proxy to PostgreSQL that the test can cut and restore."""
 
