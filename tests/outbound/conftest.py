@@ -25,7 +25,8 @@ def outbound(api, tenant):
 
 @pytest.fixture
 def policyd(devenv, tmp_path):
-    """policyd(dsn=None) -> port of a new emboux-policyd process (stopped at teardown)."""
+    """policyd(dsn=None, **env) -> port of a new emboux-policyd process (stopped at
+    teardown; policyd.procs are their Popen objects)."""
     procs = []
 
     def start(dsn=None, ready=True, **env):
@@ -44,6 +45,7 @@ def policyd(devenv, tmp_path):
             c.close()
         return port
 
+    start.procs = procs
     yield start
     for p in procs:
         p.terminate()

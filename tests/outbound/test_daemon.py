@@ -1,7 +1,12 @@
 """emboux-policyd spoken to directly: several processes sharing one cap,
 retries counted once, a mail DB that goes away and comes back, garbage."""
 
+import os
+import pathlib
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
@@ -207,3 +212,59 @@ def test_malformed_requests_never_crash_it(outbound, devenv):
     c = PolicyClient(port)
     assert c.message(outbound.alice, outbound.bob) == "DUNNO"
     c.close()
+
+
+def _children(pid):
+    kids = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return sorted(kids)
+
+
+def _sockets(pid):
+    fds = pathlib.Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+def _gone(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_workers_share_the_port_and_a_dead_one_is_replaced(outbound, policyd, devenv):
+    port = policyd(POLICYD_WORKERS="2")
+    parent = policyd.procs[-1]
+    workers = _children(parent.pid)
+    assert len(workers) == 2, workers
+    before = {w: _sockets(w) for w in workers}
+    clients = [PolicyClient(port) for _ in range(40)]
+    assert all(c.message(outbound.alice, outbound.bob) == "DUNNO" for c in clients)
+    # the kernel spread the connections over both workers
+    assert all(_sockets(w) > before[w] for w in workers), (before, {w: _sockets(w) for w in workers})
+    outbound.settle(outbound_sent_today=40)
+    for c in clients:
+        c.close()
+
+    # a worker that dies is replaced; the port keeps answering meanwhile
+    os.kill(workers[0], signal.SIGKILL)
+    assert wait_until(lambda: len(_children(parent.pid)) == 2 and workers[0] not in _children(parent.pid))
+    assert wait_until(lambda: PolicyClient(port).message(outbound.alice, outbound.bob) == "DUNNO")
+
+    # a second daemon may not share the port, not even by SO_REUSEPORT
+    exe = pathlib.Path(sys.executable).parent / "emboux-policyd"
+    other = subprocess.run([str(exe), "--listen", f"127.0.0.1:{port}", "--workers", "2",
+                            "--dsn", devenv["MAILDB_DSN"]], capture_output=True, text=True, timeout=30)
+    assert other.returncode != 0 and "cannot listen" in other.stderr, other
+
+    # SIGTERM to the parent stops every worker
+    workers = _children(parent.pid)
+    parent.terminate()
+    assert parent.wait(15) == 0
+    assert wait_until(lambda: all(_gone(w) for w in workers), timeout=10)

@@ -15,8 +15,9 @@ Wired into the submission service at RCPT and END-OF-MESSAGE. Per request:
   stale): every request gets a temporary refusal (POLICYD_DB_DOWN_ACTION);
   the daemon reconnects by itself.
 
-Usage: emboux-policyd [--listen HOST:PORT] (env POLICYD_DSN or MAILDB_DSN,
-POLICYD_HOST, POLICYD_PORT, HOURLY_FRACTION, WARMUP_START, SPIKE_MIN).
+Usage: emboux-policyd [--listen HOST:PORT] [--workers N] (env POLICYD_DSN or
+MAILDB_DSN, POLICYD_HOST, POLICYD_PORT, POLICYD_WORKERS, HOURLY_FRACTION,
+WARMUP_START, SPIKE_MIN). Several workers share the port: see workers.py.
 """
 
 import argparse
@@ -33,7 +34,7 @@ import uuid
 
 import asyncpg
 
-from . import engine
+from . import engine, workers
 from .engine import Message, Settings, dollar
 
 log = logging.getLogger("emboux.policyd")
@@ -67,6 +68,7 @@ SWEEP_EVERY = 5.0
 RETRY_WAIT = 0.03       # a cap looks reached while others hold leases: ask them back, retry
 RETRIES = 20
 RECENT_MAX = 100_000
+STARTUP_WAIT = 5.0      # before serving, for the mail DB
 
 _MISSING = object()
 
@@ -103,7 +105,8 @@ class Policy:
         # Leases (hard enforcement): quota reserved in the DB, served from here.
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.leases = {}          # domain id -> Lease
-        self.confirm = []         # (key, domain id, units, bytes, lease bytes) served, not yet confirmed
+        self.confirm = []         # "key\tdomain id\tunits\tbytes" served, not yet confirmed (CONFIRM_SQL)
+        self.served = {}          # domain id -> [units, lease bytes] of those
         self.returns = {}         # domain id -> [units, bytes] to give back
         self.recent = collections.OrderedDict()   # keys served here (repeats answered at once)
         self.contended = {}       # domain id -> until: lease exactly what is needed
@@ -217,6 +220,7 @@ class Policy:
                     # our leases may have expired meanwhile: the sweeper counted
                     # them as sent, so what we served from them is accounted for
                     self.confirm.clear()
+                    self.served.clear()
                     self.returns.clear()
                 self.down_since = None
                 self.healthy = True
@@ -375,6 +379,8 @@ class Policy:
             nbytes = 0
         qid = req.get("queue_id", "")
         key = (f"{qid}:{req.get('instance', '')}:{login}" if qid else uuid.uuid4().hex)
+        if "\t" in key:
+            key = key.replace("\t", " ")       # a field separator in CONFIRM_SQL
         msg = Message(key=key, state=acct, units=units, nbytes=nbytes)
         if acct.enforcement == "hard":
             if key in self.recent:
@@ -455,7 +461,13 @@ class Policy:
                 r[1] += kb
 
     def _record(self, msg, lb):
-        self.confirm.append((msg.key, msg.state.id, msg.units, msg.nbytes, lb))
+        dom_id = msg.state.id
+        self.confirm.append(f"{msg.key}\t{dom_id}\t{msg.units}\t{msg.nbytes}")
+        s = self.served.get(dom_id)
+        if s is None:
+            s = self.served[dom_id] = [0, 0]
+        s[0] += msg.units
+        s[1] += lb
         self.recent[msg.key] = True
         if len(self.recent) > RECENT_MAX:
             self.recent.popitem(last=False)
@@ -567,24 +579,21 @@ class Policy:
 
     async def _confirm_once(self):
         confirm, self.confirm = self.confirm, []
+        served, self.served = self.served, {}
         returns, self.returns = self.returns, {}
         try:
-            leaving = {}
-            for _, dom_id, units, _, lb in confirm:
-                x = leaving.setdefault(dom_id, [0, 0])
-                x[0] += units
-                x[1] += lb
-            for dom_id, (units, nbytes) in returns.items():
-                x = leaving.setdefault(dom_id, [0, 0])
-                x[0] += units
-                x[1] += nbytes
+            leaving = {}                      # what leaves the leases: served or given back
+            for part in (served, returns):
+                for dom_id, (units, nbytes) in part.items():
+                    x = leaving.setdefault(dom_id, [0, 0])
+                    x[0] += units
+                    x[1] += nbytes
             ids = sorted(leaving)
             started = time.monotonic()
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
                     await conn.execute(SQL_LOCK_ROWS, ids)
-                    await conn.execute(SQL_CONFIRM, [k for k, *_ in confirm], [d for _, d, *_ in confirm],
-                                       [u for _, _, u, _, _ in confirm], [b for _, _, _, b, _ in confirm],
+                    await conn.execute(SQL_CONFIRM, "\n".join(confirm),
                                        ids, [leaving[i][0] for i in ids], [leaving[i][1] for i in ids],
                                        LEASE_TTL, self.holder)
             for dom_id in ids:                 # renewed in the DB
@@ -594,10 +603,11 @@ class Policy:
         except BaseException:
             # keep them for the next round (order does not matter)
             self.confirm[:0] = confirm
-            for dom_id, (units, nbytes) in returns.items():
-                r = self.returns.setdefault(dom_id, [0, 0])
-                r[0] += units
-                r[1] += nbytes
+            for back, part in ((self.served, served), (self.returns, returns)):
+                for dom_id, (units, nbytes) in part.items():
+                    r = back.setdefault(dom_id, [0, 0])
+                    r[0] += units
+                    r[1] += nbytes
             raise
 
     async def _run_batch(self, batch):
@@ -710,15 +720,23 @@ class Lease:
                 and (not self.track_bytes or self.bytes >= msg.nbytes))
 
 
+# The attributes a decision reads; smtpd sends about thirty, one per line.
+ATTRIBUTES = ("request", "protocol_state", "sasl_username", "sender", "recipient",
+              "recipient_count", "size", "queue_id", "instance")
+_NEEDLES = tuple((name, b"\n" + name.encode() + b"=", len(name) + 2) for name in ATTRIBUTES)
+
+
 def parse_request(block):
+    """{name: value} of the attributes we read (lines we do not read are not
+    even split: one C-level search per attribute is half the cost of parsing
+    all thirty). A request without them is answered as malformed."""
+    block = b"\n" + block + b"\n"
     req = {}
-    for line in block.split(b"\n"):
-        if not line:
-            continue
-        k, sep, v = line.partition(b"=")
-        if not sep:
-            return None
-        req[k.decode("utf-8", "replace").strip()] = v.decode("utf-8", "replace")
+    for name, needle, skip in _NEEDLES:
+        i = block.find(needle)
+        if i >= 0:
+            i += skip
+            req[name] = block[i:block.index(b"\n", i)].decode("utf-8", "replace")
     return req
 
 
@@ -756,8 +774,7 @@ class PolicyProtocol(asyncio.Protocol):
         while self.queue and self.transport is not None:
             block = self.queue.pop(0)
             try:
-                req = parse_request(block)
-                out = self.policy.decide(req) if req is not None else "451 4.3.0 Malformed policy request"
+                out = self.policy.decide(parse_request(block))
             except Exception:
                 log.exception("policy request failed")
                 out = "451 4.3.0 Policy error"
@@ -781,13 +798,20 @@ class PolicyProtocol(asyncio.Protocol):
         self._drain()
 
 
-async def serve(dsn, host, port, settings=None, ready=None):
+async def serve(dsn, sock, settings=None, ready=None):
+    """Answer on the listening socket `sock` until SIGTERM / SIGINT."""
     policy = Policy(dsn, settings)
     await policy.start()
+    # Connections wait in the socket's backlog (smtpd waits up to 100 s) until
+    # the mail DB is reached: a starting worker answers, not refuses. If the
+    # DB stays away, serve anyway: temporary refusals until it is back.
+    for _ in range(int(STARTUP_WAIT / 0.02)):
+        if policy.healthy:
+            break
+        await asyncio.sleep(0.02)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: PolicyProtocol(policy), host, port,
-                                      reuse_address=True, backlog=1024)
-    log.info("emboux-policyd listening on %s:%s", host, port)
+    server = await loop.create_server(lambda: PolicyProtocol(policy), sock=sock)
+    log.info("emboux-policyd listening on %s:%s", *sock.getsockname()[:2])
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -822,6 +846,8 @@ def main(argv=None):
     p.add_argument("--listen", help="HOST:PORT (default $POLICYD_HOST:$POLICYD_PORT, 127.0.0.1:10040)")
     p.add_argument("--dsn", help="mail DB (default $POLICYD_DSN, else $MAILDB_DSN)")
     p.add_argument("--log-level", default=os.environ.get("POLICYD_LOG_LEVEL", "INFO"))
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes sharing the port (default $POLICYD_WORKERS, else one per CPU up to 4)")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s emboux-policyd[%(process)d] %(levelname)s %(message)s")
@@ -832,9 +858,21 @@ def main(argv=None):
     dsn = args.dsn or os.environ.get("POLICYD_DSN") or os.environ.get("MAILDB_DSN")
     if not dsn:
         sys.exit("emboux-policyd: set POLICYD_DSN or MAILDB_DSN")
+    n = args.workers if args.workers is not None else workers.default_workers()
+    try:
+        socks = workers.listening_sockets(host or "127.0.0.1", int(port), max(1, n))
+    except OSError as exc:
+        sys.exit(f"emboux-policyd: cannot listen on {host}:{port}: {exc.strerror}")
+    settings = Settings.from_env()
     tune_runtime()
-    asyncio.run(serve(dsn, host or "127.0.0.1", int(port), Settings.from_env()))
-    return 0
+
+    def run(sock):
+        asyncio.run(serve(dsn, sock, settings))
+
+    if len(socks) == 1:
+        run(socks[0])
+        return 0
+    return workers.supervise(socks, run)
 
 
 if __name__ == "__main__":
