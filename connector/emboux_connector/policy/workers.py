@@ -19,6 +19,8 @@ import signal
 import socket
 import time
 
+from ..config import env_number
+
 log = logging.getLogger("emboux.policyd")
 
 PR_SET_PDEATHSIG = 1
@@ -27,10 +29,7 @@ PR_SET_PDEATHSIG = 1
 def default_workers():
     """POLICYD_WORKERS, else one per CPU up to 4 (each worker holds a few DB
     connections; past 4 the DB, not the daemon, is what limits)."""
-    value = os.environ.get("POLICYD_WORKERS")
-    if value:
-        return max(1, int(value))
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, env_number(os.environ, "POLICYD_WORKERS", min(4, os.cpu_count() or 1)))
 
 
 def listening_sockets(host, port, n, backlog=1024):
