@@ -53,26 +53,11 @@ from emboux_connector.policy.daemon import tune_runtime
 from emboux_connector.policy.workers import default_workers
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from stack_clients import free_port, wait_port  # noqa: E402 (shared with the tests)
 BENCH_SUFFIX = ".policyd-bench.test"
 N_DOMAINS = 100
 CAPPED = 300
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 # --- fixtures in the mail DB -------------------------------------------------------
@@ -144,7 +129,7 @@ def start_policyd(dsn, logdir, workers):
     p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING",
                           "--workers", str(workers)],
                          env=dict(os.environ, POLICYD_DSN=dsn), stdout=log, stderr=subprocess.STDOUT)
-    if not wait_port(port):
+    if not wait_port(port, timeout=20):
         sys.exit("emboux-policyd did not start")
     # until it is connected to the mail DB it answers temporary refusals
     probe = build_messages(0, 1, 0.0)[0][1]
@@ -179,7 +164,7 @@ def start_postfwd(logdir):
                     "--cache=0", "--nodns", "--norulelog", "--noidlestats", "-P",
                     "-u", "nobody", "-g", "nogroup", "--pidfile", str(pidfile)],
                    stdout=log, stderr=subprocess.STDOUT, check=True)
-    if not wait_port(port):
+    if not wait_port(port, timeout=20):
         sys.exit("postfwd1 did not start (see %s)" % (pathlib.Path(logdir) / "postfwd.log"))
     for _ in range(50):
         if pidfile.exists():

@@ -1,8 +1,10 @@
 """Clients of the running dev stack shared by the test suites (tests/ is on
-sys.path through tests/conftest.py)."""
+sys.path through tests/conftest.py) and by bench/ (which puts it there)."""
 
 import smtplib
+import socket
 import ssl
+import time
 
 EHLO = "client.example.net"
 
@@ -25,3 +27,21 @@ def submission_session(host, port, user=None, password=None, timeout=30):
     if user:
         s.login(user, password)
     return s
+
+
+# --- local ports (tests and bench/) ---------------------------------------------
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

@@ -12,7 +12,7 @@ import socket
 import time
 import uuid
 
-from stack_clients import submission_session
+from stack_clients import free_port, submission_session, wait_port  # noqa: F401 (re-exported)
 
 
 PASSWORD = "correct horse 1"
@@ -126,23 +126,6 @@ class PolicyClient:
 
     def close(self):
         self.sock.close()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def wait_until(fn, timeout=10, interval=0.05):
