@@ -17,15 +17,21 @@ connector_setup() {
     "$VENV/bin/emboux-connector" migrate || die "migrations failed"
 }
 
-# Start the connector, or restart it when var/dev.env changed since it was
-# started (a stack part added settings it reads); otherwise do nothing.
+# What the running connector was started with: var/dev.env (a stack part
+# added settings it reads) and its code (a checkout moved on under it).
+connector_stamp() {
+    { cat "$ENV_FILE"; find "$ROOT/connector/emboux_connector" -name '*.py' -o -name '*.sql' | sort | xargs cat; } \
+        | sha256sum | cut -d' ' -f1
+}
+
+# Start the connector, or restart it when its stamp changed; otherwise do nothing.
 connector_start() {
     connector_env
     local port sum; port=$(env_get CONNECTOR_PORT)
-    sum=$(sha256sum "$ENV_FILE" | cut -d' ' -f1)
+    sum=$(connector_stamp)
     if pid_alive connector && wait_port 127.0.0.1 "$port" 1; then
         [ "$(cat "$RUN/connector.env.sha" 2>/dev/null)" = "$sum" ] && return 0
-        say "restarting the connector: var/dev.env changed"
+        say "restarting the connector: var/dev.env or its code changed"
         connector_stop
     fi
     say "starting the connector on 127.0.0.1:$port"
