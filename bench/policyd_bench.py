@@ -28,7 +28,8 @@ Both are measured in the same run; then 1,000,000 history rows are added
 (for the bench domains) and everything is measured again. Results are
 printed as a table (decisions/s, p50, p99, the ratio, and the CPU steal of
 the run: on a shared VM a figure taken while the hypervisor gives our CPUs
-to others is theirs, not ours); record them in docs/outbound.md. The bench
+to others is theirs, not ours, so a run with more than --max-steal % is run
+again); record them in docs/outbound.md. The bench
 domains are removed at the end.
 """
 
@@ -331,16 +332,24 @@ async def run_load(port, nconns, seconds, capped_share, per_conn=None):
             "steal": 100.0 * (steal1 - steal0) / max(1, total1 - total0)}
 
 
-def measure(port, nconns, seconds, capped_share, repeats):
-    runs = []
-    for _ in range(repeats):
-        runs.append(asyncio.run(run_load(port, nconns, seconds, capped_share)))
+def measure(port, nconns, seconds, capped_share, repeats, max_steal=100.0):
+    """The median (by rate) of `repeats` runs. A run during which the
+    hypervisor took more than max_steal % of the CPUs is run again (up to
+    four times as many runs in all); if too few were quiet, the least noisy
+    ones fill in. Counts of the capped domain add up every run made."""
+    quiet, noisy = [], []
+    for _ in range(repeats * 4):
+        r = asyncio.run(run_load(port, nconns, seconds, capped_share))
+        (quiet if r["steal"] <= max_steal else noisy).append(r)
+        if len(quiet) >= repeats:
+            break
+    every = quiet + noisy
+    runs = quiet + sorted(noisy, key=lambda r: r["steal"])[:max(0, repeats - len(quiet))]
     runs.sort(key=lambda r: r["rate"])
-    best = runs[len(runs) // 2]        # the median run
-    best["capped_ok"] = sum(r["capped_ok"] for r in runs)
-    best["capped_tried"] = sum(r["capped_tried"] for r in runs)
-    best["unexpected"] = sum(r["unexpected"] for r in runs)
-    best["repeated_plans"] = sum(r["repeated_plans"] for r in runs)
+    best = dict(runs[len(runs) // 2])        # the median run
+    for key in ("capped_ok", "capped_tried", "unexpected", "repeated_plans"):
+        best[key] = sum(r[key] for r in every)
+    best["noisy_runs"] = len(noisy)
     return best
 
 
@@ -354,6 +363,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--conns", default="1,8,32")
     ap.add_argument("--repeats", type=int, default=1, help="runs per point (median reported)")
+    ap.add_argument("--max-steal", type=float, default=5.0,
+                    help="a run with more CPU steal (%%) than this is run again (default 5)")
     ap.add_argument("--history", type=int, default=1_000_000, help="history rows for the second pass")
     ap.add_argument("--keep", action="store_true", help="keep the bench domains")
     ap.add_argument("--workers", default=f"1,{default_workers()}" if default_workers() > 1 else "1",
@@ -384,10 +395,10 @@ def main():
             theirs, theirs_port = start_postfwd(logdir)
             try:
                 for n in conns:
-                    b = measure(theirs_port, n, args.seconds, 0.0, args.repeats)
+                    b = measure(theirs_port, n, args.seconds, 0.0, args.repeats, args.max_steal)
                     for w, (_, ours_port) in ours.items():
                         reset_capped(cur)
-                        a = measure(ours_port, n, args.seconds, 0.05, args.repeats)
+                        a = measure(ours_port, n, args.seconds, 0.05, args.repeats, args.max_steal)
                         accepted = capped_count(cur)
                         table.append((label, n, w, a, b, accepted))
                         print(f"{label:>24} | {n:>2} conns | emboux-policyd x{w} {a['rate']:>8,.0f}/s "
@@ -397,6 +408,8 @@ def main():
                               f"capped domain: {accepted} of {a['capped_tried']} accepted, cap {CAPPED} "
                               f"({'OK' if exact(a, accepted) else 'WRONG'})"
                               + (f" | {a['unexpected']} unexpected answers" if a["unexpected"] else "")
+                              + (f" | {a['noisy_runs']} + {b['noisy_runs']} runs redone for steal"
+                                 if a["noisy_runs"] or b["noisy_runs"] else "")
                               + (" | WARNING: messages repeated (figures flattered)"
                                  if a["repeated_plans"] or b["repeated_plans"] else ""),
                               flush=True)
