@@ -854,7 +854,7 @@ def main(argv=None):
     p.add_argument("--dsn", help="mail DB (default $POLICYD_DSN, else $MAILDB_DSN)")
     p.add_argument("--log-level", default=os.environ.get("POLICYD_LOG_LEVEL", "INFO"))
     p.add_argument("--workers", type=int, default=None,
-                   help="processes sharing the port (default $POLICYD_WORKERS, else one per CPU up to 4)")
+                   help="processes sharing the port (default $POLICYD_WORKERS, else one per two CPUs, 1 to 4)")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s emboux-policyd[%(process)d] %(levelname)s %(message)s")

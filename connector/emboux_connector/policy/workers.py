@@ -27,9 +27,11 @@ PR_SET_PDEATHSIG = 1
 
 
 def default_workers():
-    """POLICYD_WORKERS, else one per CPU up to 4 (each worker holds a few DB
-    connections; past 4 the DB, not the daemon, is what limits)."""
-    return max(1, env_number(os.environ, "POLICYD_WORKERS", min(4, os.cpu_count() or 1)))
+    """POLICYD_WORKERS, else one per two CPUs, at least 1, at most 4. The
+    daemon shares its host with PostgreSQL and Postfix: on 2 cores one worker
+    gave p99 3.7-4.2 ms at 32 connections, two gave 40 % more throughput but
+    p99 5.1-7.0 ms, the cores oversubscribed (docs/outbound.md, benchmark)."""
+    return max(1, env_number(os.environ, "POLICYD_WORKERS", min(4, (os.cpu_count() or 1) // 2)))
 
 
 def listening_sockets(host, port, n, backlog=1024):
