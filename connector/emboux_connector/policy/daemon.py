@@ -77,6 +77,15 @@ class DbDown(Exception):
     pass
 
 
+def _tally(acc, dom_id, units, nbytes):
+    """acc[dom_id] += (units, bytes): quota per domain on its way to the DB."""
+    t = acc.get(dom_id)
+    if t is None:
+        t = acc[dom_id] = [0, 0]
+    t[0] += units
+    t[1] += nbytes
+
+
 def _domain_of(addr):
     if not addr or "@" not in addr:
         return ""
@@ -166,9 +175,7 @@ class Policy:
     def _return_lease(self, dom_id):
         lease = self.leases.pop(dom_id, None)
         if lease is not None and (lease.units or lease.bytes):
-            r = self.returns.setdefault(dom_id, [0, 0])
-            r[0] += lease.units
-            r[1] += lease.bytes
+            _tally(self.returns, dom_id, lease.units, lease.bytes)
 
     def _on_notify(self, conn, pid, channel, payload):
         kind, _, key = payload.partition(":")
@@ -430,7 +437,7 @@ class Policy:
                 return
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
-                    rows = await conn.fetch(SQL_LOCK_SEEN, ids, [])
+                    rows = await conn.fetch(SQL_LOCK, ids)
                     for r in rows:
                         lease, state = todo[r["domain_id"]]
                         ku, kb, refusal = engine.lease_grant(
@@ -453,18 +460,12 @@ class Policy:
             if self.leases.get(dom_id) is lease:
                 lease.add(ku, kb, started + LEASE_USE)
             else:                           # returned meanwhile (invalidated): give it back too
-                r = self.returns.setdefault(dom_id, [0, 0])
-                r[0] += ku
-                r[1] += kb
+                _tally(self.returns, dom_id, ku, kb)
 
     def _record(self, msg, lb):
         dom_id = msg.state.id
         self.confirm.append(f"{msg.key}\t{dom_id}\t{msg.units}\t{msg.nbytes}")
-        s = self.served.get(dom_id)
-        if s is None:
-            s = self.served[dom_id] = [0, 0]
-        s[0] += msg.units
-        s[1] += lb
+        _tally(self.served, dom_id, msg.units, lb)
         self.recent[msg.key] = True
         if len(self.recent) > RECENT_MAX:
             self.recent.popitem(last=False)
@@ -582,9 +583,7 @@ class Policy:
             leaving = {}                      # what leaves the leases: served or given back
             for part in (served, returns):
                 for dom_id, (units, nbytes) in part.items():
-                    x = leaving.setdefault(dom_id, [0, 0])
-                    x[0] += units
-                    x[1] += nbytes
+                    _tally(leaving, dom_id, units, nbytes)
             ids = sorted(leaving)
             started = time.monotonic()
             async with self.pool.acquire() as conn:
@@ -602,9 +601,7 @@ class Policy:
             self.confirm[:0] = confirm
             for back, part in ((self.served, served), (self.returns, returns)):
                 for dom_id, (units, nbytes) in part.items():
-                    r = back.setdefault(dom_id, [0, 0])
-                    r[0] += units
-                    r[1] += nbytes
+                    _tally(back, dom_id, units, nbytes)
             raise
 
     async def _run_batch(self, batch):
