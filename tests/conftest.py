@@ -43,7 +43,10 @@ class Api:
         self.session = requests.Session()
 
     def request(self, method, path, token=None, headers=None, **kwargs):
-        hdrs = {"Authorization": f"Bearer {token or self.master}"}
+        # A connection per request: gunicorn closes an idle keep-alive
+        # connection after 2 s, and a POST sent on one just as it closes is
+        # lost ("Remote end closed connection without response"), not retried.
+        hdrs = {"Authorization": f"Bearer {token or self.master}", "Connection": "close"}
         hdrs.update(headers or {})
         return self.session.request(method, self.base + path, headers=hdrs, timeout=30, **kwargs)
 
