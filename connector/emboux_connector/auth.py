@@ -29,10 +29,11 @@ class Caller:
 
 
 def authenticate(cur):
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not header[7:].strip():
+    # The scheme is case-insensitive (RFC 9110 section 11.1): "bearer" is fine.
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise ApiError(403, "Invalid authorization header format")
-    token = header[7:].strip()
     master = current_app.config["EMBOUX"].api_key
     if hmac.compare_digest(token.encode(), master.encode()):
         return Caller(is_master=True)

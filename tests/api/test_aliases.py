@@ -38,18 +38,18 @@ def test_alias_source_cannot_be_a_mailbox(tenant):
     d = tenant.domain()
     box = tenant.mailbox(d)
     r = tenant.post("/aliases/", json={"domain_name": d, "source": box, "destination": "x@example.org"})
-    assert r.status_code == 400 and r.json() == {"detail": "Alias source already exists"}
+    assert r.status_code == 400 and r.json()["detail"] == "Alias source already exists"
     r = tenant.post("/aliases/", json={"domain_name": d, "source": f"x@{d}", "destination": "y@example.org"})
     assert r.status_code == 201
     r = tenant.post("/users/", json={"domain_name": d, "email": f"x@{d}", "password": "xxxxxxxx1"})
-    assert r.status_code == 400 and r.json() == {"detail": "Email already exists"}
+    assert r.status_code == 400 and r.json()["detail"] == "Email already exists"
 
 
 def test_alias_errors(tenant):
     d = tenant.domain()
     r = tenant.post("/aliases/", json={"domain_name": "nope-x.emboux-test.net",
                                        "source": "a@nope-x.emboux-test.net", "destination": "b@example.org"})
-    assert r.status_code == 404 and r.json() == {"detail": "Domain not found"}
+    assert r.status_code == 404 and r.json()["detail"] == "Domain not found"
     r = tenant.post("/aliases/", json={"domain_name": d, "source": "a@other.net", "destination": "b@example.org"})
     assert r.status_code == 400 and r.json()["detail"].startswith("source:")
     r = tenant.post("/aliases/", json={"domain_name": d, "source": f"a@{d}", "destination": " , "})

@@ -23,7 +23,7 @@ def test_create_returns_token_once_and_stores_hash(api, sql):
     listed = [k for k in api.get("/api-keys/").json() if k["partner_ref"] == "acme-keys-1"]
     assert listed and token not in str(listed)
     r = api.post("/api-keys/", json={"token": token, "partner_ref": "acme-keys-1"})
-    assert r.status_code == 400 and r.json() == {"detail": "API key already exists"}
+    assert r.status_code == 400 and r.json()["detail"] == "API key already exists"
     assert api.delete(f"/api-keys/{token}").status_code == 204
     assert api.delete(f"/api-keys/{token}").status_code == 404
 
@@ -94,12 +94,12 @@ def test_keys_managed_by_id(api, tenant, sql):
     key_id = sql("SELECT id FROM api_keys WHERE partner_ref = %s", (tenant.partner_ref,))[0]["id"]
     r = api.put(f"/api-keys/by-id/{key_id}", json={"active": False, "domains_allowed": 4})
     assert r.status_code == 200 and r.json()["active"] is False and r.json()["domains_allowed"] == 4
-    assert tenant.get("/domains/").json() == {"detail": "API key is deactivated"}
+    assert tenant.get("/domains/").json()["detail"] == "API key is deactivated"
     assert tenant.put(f"/api-keys/by-id/{key_id}", json={"active": True}).status_code == 403
     assert api.put("/api-keys/by-id/99999999999", json={"active": True}).status_code == 404
     assert api.put("/api-keys/by-id/99999999999999999999999", json={"active": True}).status_code == 404
     assert api.delete(f"/api-keys/by-id/{key_id}").status_code == 204
-    assert tenant.get("/domains/").json() == {"detail": "Invalid API key"}
+    assert tenant.get("/domains/").json()["detail"] == "Invalid API key"
 
 
 def test_partner_quotas_without_a_token(api, unique_ref, make_tenant):
@@ -117,4 +117,4 @@ def test_partner_quotas_without_a_token(api, unique_ref, make_tenant):
     assert api.get("/partners/does-not-exist").status_code == 404
     assert api.put("/partners/bad%20ref", json={}).status_code == 400
     assert api.put(f"/partners/{unique_ref}", json={"domains_allowed": -1}).status_code == 400
-    assert make_tenant().get(f"/partners/{unique_ref}").json() == {"detail": "Master token required"}
+    assert make_tenant().get(f"/partners/{unique_ref}").json()["detail"] == "Master token required"

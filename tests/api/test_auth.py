@@ -26,17 +26,29 @@ MASTER_ONLY = [
 
 
 def test_missing_or_malformed_header(api):
-    for header in [None, "", "Token abc", "Bearer", "Bearer ", "bearer abc"]:
+    for header in [None, "", "Token abc", "Bearer", "Bearer ", "Basic abc"]:
         hdrs = {} if header is None else {"Authorization": header}
         r = api.session.get(api.base + "/domains/", headers=hdrs)
         assert r.status_code == 403, header
-        assert r.json() == {"detail": "Invalid authorization header format"}
+        assert r.json() == {"detail": "Invalid authorization header format",
+                            "code": "auth_header_invalid"}
+
+
+def test_scheme_is_case_insensitive(api):
+    """RFC 9110: the auth scheme is case-insensitive; the token is not."""
+    for scheme in ("bearer", "BEARER", "BeArEr"):
+        r = api.session.get(api.base + "/domains/",
+                            headers={"Authorization": f"{scheme} {api.master}"})
+        assert r.status_code == 200, scheme
+    r = api.session.get(api.base + "/domains/",
+                        headers={"Authorization": f"Bearer {api.master.upper()}x"})
+    assert r.json()["code"] == "auth_invalid_key"
 
 
 def test_unknown_token(api):
     r = api.get("/domains/", token="not-a-real-token-at-all-0123456789")
     assert r.status_code == 403
-    assert r.json() == {"detail": "Invalid API key"}
+    assert r.json()["detail"] == "Invalid API key"
 
 
 def test_deactivated_and_expired_keys(api, make_tenant):
@@ -44,12 +56,12 @@ def test_deactivated_and_expired_keys(api, make_tenant):
     assert t.get("/domains/").status_code == 200
     r = api.put(f"/api-keys/{t.token}", json={"active": False})
     assert r.status_code == 200 and r.json()["active"] is False
-    assert t.get("/domains/").json() == {"detail": "API key is deactivated"}
+    assert t.get("/domains/").json()["detail"] == "API key is deactivated"
     api.put(f"/api-keys/{t.token}", json={"active": True})
     past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).isoformat()
     assert api.put(f"/api-keys/{t.token}", json={"expires_at": past}).status_code == 200
     r = t.get("/domains/")
-    assert r.status_code == 403 and r.json() == {"detail": "API key has expired"}
+    assert r.status_code == 403 and r.json()["detail"] == "API key has expired"
     future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()
     api.put(f"/api-keys/{t.token}", json={"expires_at": future})
     assert t.get("/domains/").status_code == 200
@@ -60,7 +72,7 @@ def test_client_token_on_master_only_routes(tenant, method, path, body):
     d = tenant.domain()
     r = tenant.api.request(method, path.format(d=d), token=tenant.token, json=body)
     assert r.status_code == 403
-    assert r.json() == {"detail": "Master token required"}
+    assert r.json()["detail"] == "Master token required"
 
 
 def test_openapi_marks_master_only_operations(api):

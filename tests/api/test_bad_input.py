@@ -63,7 +63,7 @@ def test_malformed_bodies(tenant, raw, ctype, nothing_written):
 def test_oversized_body(tenant, nothing_written):
     r = tenant.post("/domains/", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
                     headers={"Content-Type": "application/json"})
-    assert r.status_code == 413 and r.json() == {"detail": "Request body too large"}
+    assert r.status_code == 413 and r.json()["detail"] == "Request body too large"
 
 
 @pytest.mark.parametrize("email,word", [
@@ -131,6 +131,6 @@ def test_query_string_types(tenant, nothing_written):
 
 def test_unknown_route_and_method_are_json(tenant):
     r = tenant.get("/nope")
-    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    assert r.status_code == 404 and r.json()["detail"] == "Not Found"
     r = tenant.api.request("PATCH", "/domains/", token=tenant.token)
     assert r.status_code == 405 and "detail" in r.json()

@@ -12,10 +12,10 @@ def test_create_list_get_delete(api, tenant, domain_name, sql):
     assert names == [domain_name]
     assert tenant.get(f"/domains/{domain_name}").json()["name"] == domain_name
     r = tenant.post("/domains/", json={"name": domain_name})
-    assert r.status_code == 400 and r.json() == {"detail": "Domain already exists"}
+    assert r.status_code == 400 and r.json()["detail"] == "Domain already exists"
     assert tenant.delete(f"/domains/{domain_name}").status_code == 204
     r = tenant.delete(f"/domains/{domain_name}")
-    assert r.status_code == 404 and r.json() == {"detail": "Domain not found"}
+    assert r.status_code == 404 and r.json()["detail"] == "Domain not found"
     assert sql("SELECT 1 FROM domains WHERE name = %s", (domain_name,)) == []
 
 
@@ -59,7 +59,7 @@ def test_suspend_and_activate(api, tenant, sql):
     assert sql("SELECT status FROM domains WHERE name = %s", (d,))[0]["status"] == "suspended"
     r = api.put(f"/domains/{d}/activate")
     assert r.json() == {"name": d, "suspended": False, "message": "Domain activated"}
-    assert api.put("/domains/nope-nope.emboux-test.net/suspend").json() == {"detail": "Domain not found"}
+    assert api.put("/domains/nope-nope.emboux-test.net/suspend").json()["detail"] == "Domain not found"
 
 
 def test_owner_transfer_adjusts_both_counters(api, make_tenant, sql):

@@ -40,7 +40,7 @@ def test_health_reports_unreachable_db(devenv):
     assert r.status_code == 503
     assert r.get_json()["database"]["ok"] is False
     r = app.test_client().get("/domains/", headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"})
-    assert r.status_code == 503 and r.get_json() == {"detail": "Mail DB unavailable"}
+    assert r.status_code == 503 and r.get_json() == {"detail": "Mail DB unavailable", "code": "db_unavailable"}
 
 
 def test_migrate_is_idempotent(devenv):

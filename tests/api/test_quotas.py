@@ -9,7 +9,7 @@ def test_domain_quota(make_tenant, sql):
     t = make_tenant(domains_allowed=2)
     t.domain(), t.domain()
     r = t.post("/domains/", json={"name": "third-one-x.emboux-test.net"})
-    assert r.status_code == 403 and r.json() == {"detail": "Domain quota exceeded: 2/2"}
+    assert r.status_code == 403 and r.json()["detail"] == "Domain quota exceeded: 2/2"
     assert sql("SELECT 1 FROM domains WHERE name = 'third-one-x.emboux-test.net'") == []
 
 
@@ -28,7 +28,7 @@ def test_mailbox_quota_per_domain(make_tenant):
     for _ in range(3):
         t.mailbox(d1)
     r = t.post("/users/", json={"domain_name": d1, "email": f"four@{d1}", "password": "xxxxxxxx1"})
-    assert r.status_code == 403 and r.json() == {"detail": "Mailbox quota exceeded for this domain: 3/3"}
+    assert r.status_code == 403 and r.json()["detail"] == "Mailbox quota exceeded for this domain: 3/3"
     t.mailbox(d2)  # per domain: another domain has its own budget
 
 
@@ -40,7 +40,7 @@ def test_alias_quota(make_tenant):
         r = t.post("/aliases/", json={"domain_name": d, "source": f"a{i}@{d}", "destination": box})
         assert r.status_code == 201
     r = t.post("/aliases/", json={"domain_name": d, "source": f"a5@{d}", "destination": box})
-    assert r.status_code == 403 and r.json() == {"detail": "Alias quota exceeded: 5/5"}
+    assert r.status_code == 403 and r.json()["detail"] == "Alias quota exceeded: 5/5"
     # an upsert of an existing alias is not a new alias
     assert t.post("/aliases/", json={"domain_name": d, "source": f"a0@{d}",
                                      "destination": "x@example.org"}).status_code == 201

@@ -35,10 +35,10 @@ def test_duplicate_and_unknown_domain(tenant):
     d = tenant.domain()
     box = tenant.mailbox(d, "bob")
     r = tenant.post("/users/", json={"domain_name": d, "email": box, "password": "xxxxxxxx1"})
-    assert r.status_code == 400 and r.json() == {"detail": "Email already exists"}
+    assert r.status_code == 400 and r.json()["detail"] == "Email already exists"
     r = tenant.post("/users/", json={"domain_name": "missing-dom.emboux-test.net",
                                      "email": "a@missing-dom.emboux-test.net", "password": "xxxxxxxx1"})
-    assert r.status_code == 404 and r.json() == {"detail": "Domain not found"}
+    assert r.status_code == 404 and r.json()["detail"] == "Domain not found"
 
 
 def test_email_must_match_domain(tenant):

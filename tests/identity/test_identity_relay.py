@@ -77,7 +77,7 @@ def test_rotation_new_selector_signs_old_stays_published(api, submission, sink):
 def test_rotate_is_master_only(tenant):
     name = tenant.domain()
     r = tenant.post(f"/domains/{name}/dkim/rotate")
-    assert r.status_code == 403 and r.json() == {"detail": "Master token required"}
+    assert r.status_code == 403 and r.json()["detail"] == "Master token required"
 
 
 def test_subdomain_sends_with_parent_dkim_identity(api, submission, sink):

@@ -56,7 +56,7 @@ def test_client_sees_only_its_domains(make_tenant):
     assert a.post(f"/domains/{name}/verify").status_code == 200
     for path in ("verify", "register-subdomain", "ses-verify"):
         r = b.post(f"/domains/{name}/{path}")
-        assert r.status_code == 404 and r.json() == {"detail": "Domain not found"}
+        assert r.status_code == 404 and r.json()["detail"] == "Domain not found"
     assert b.get(f"/domains/{name}/verify-status").status_code == 404
     assert b.get(f"/domains/{name}/dns-check").status_code == 404
 

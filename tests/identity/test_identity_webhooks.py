@@ -94,10 +94,10 @@ def test_mailgun_forged_stale_replayed_are_refused(hook, devenv, sql, domain):
     key, to = devenv["MAILGUN_WEBHOOK_SIGNING_KEY"], rcpt()
     bad = mailgun_event("not-the-key", "failed", to, f"a@{domain}", "permanent")
     r = hook("/webhooks/mailgun", bad)
-    assert r.status_code == 403 and r.json() == {"detail": "Invalid signature"}
+    assert r.status_code == 403 and r.json()["detail"] == "Invalid signature"
     stale = mailgun_event(key, "failed", to, f"a@{domain}", "permanent", ts=int(time.time()) - 3600)
     r = hook("/webhooks/mailgun", stale)
-    assert r.status_code == 403 and r.json() == {"detail": "Stale timestamp"}
+    assert r.status_code == 403 and r.json()["detail"] == "Stale timestamp"
     # a signed event body altered: the signature covers timestamp+token only,
     # but changing them breaks it
     good = mailgun_event(key, "failed", to, f"a@{domain}", "permanent")
@@ -109,7 +109,7 @@ def test_mailgun_forged_stale_replayed_are_refused(hook, devenv, sql, domain):
     replay = json.loads(json.dumps(good))
     replay["event-data"]["recipient"] = rcpt()
     r = hook("/webhooks/mailgun", replay)
-    assert r.status_code == 409 and r.json() == {"detail": "Token already used"}
+    assert r.status_code == 409 and r.json()["detail"] == "Token already used"
     assert counters(sql, domain)["bounce_count"] == 1
     assert suppressed(sql, replay["event-data"]["recipient"]) == []
 
@@ -201,7 +201,7 @@ def test_ses_forgeries_are_refused(hook, sns_signer, devenv, sql, domain):
     # signed by another key
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     r = hook("/webhooks/ses", sns_signer(note, signing_key=other))
-    assert r.status_code == 403 and r.json() == {"detail": "Invalid signature"}
+    assert r.status_code == 403 and r.json()["detail"] == "Invalid signature"
     # body changed after signing
     signed = sns_signer(note)
     r = hook("/webhooks/ses", dict(signed, Message=json.dumps(ses_bounce(domain, [rcpt()]))))
@@ -210,11 +210,11 @@ def test_ses_forgeries_are_refused(hook, sns_signer, devenv, sql, domain):
     for url in ("http://sns.us-east-1.amazonaws.com/x.pem", "https://sns.us-east-1.amazonaws.com.evil.net/x.pem",
                 "https://evil.net/sns.us-east-1.amazonaws.com.pem", "https://s3.amazonaws.com/x.pem"):
         r = hook("/webhooks/ses", sns_signer(note, cert_url=url))
-        assert r.status_code == 403 and r.json() == {"detail": "Invalid signing certificate URL"}, url
+        assert r.status_code == 403 and r.json()["detail"] == "Invalid signing certificate URL", url
     r = hook("/webhooks/ses", sns_signer(note, version="3"))
     assert r.status_code == 400
     r = hook("/webhooks/ses", sns_signer(sns_notification("arn:aws:sns:us-east-1:999:other", ses_bounce(domain, [to]))))
-    assert r.status_code == 403 and r.json() == {"detail": "Topic not allowed"}
+    assert r.status_code == 403 and r.json()["detail"] == "Topic not allowed"
     assert hook("/webhooks/ses", {"Type": "Notification"}).status_code == 400
     assert suppressed(sql, to) == [] and counters(sql, domain)["bounce_count"] == 0
 
@@ -230,7 +230,7 @@ def test_ses_subscription_confirmation(hook, sns_signer, sns, devenv):
     assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
     other = dict(conf, TopicArn="arn:aws:sns:us-east-1:123456789012:not-ours")
     r = hook("/webhooks/ses", sns_signer(other))
-    assert r.status_code == 403 and r.json() == {"detail": "Topic not allowed"}
+    assert r.status_code == 403 and r.json()["detail"] == "Topic not allowed"
 
 
 # --- suppression endpoints ------------------------------------------------------

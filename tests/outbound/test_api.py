@@ -28,7 +28,7 @@ def test_get_outbound_fields_and_isolation(outbound, make_tenant):
 def test_client_may_not_change_master_fields(outbound, field, value):
     before = outbound.get()
     r = outbound.tenant.put(f"/domains/{outbound.domain}/outbound", json={field: value})
-    assert r.status_code == 403 and r.json() == {"detail": "Master token required"}
+    assert r.status_code == 403 and r.json()["detail"] == "Master token required"
     assert outbound.get() == before
 
 
