@@ -72,10 +72,25 @@ def _insert(cur, domain_id, bits=None):
 
 
 def ensure_key(cur, domain_id):
-    """The domain's signing key, created on first use."""
-    cur.execute("SELECT id, selector, public_key, status, created_at FROM dkim_keys "
-                "WHERE domain_id = %s AND status = 'active'", (domain_id,))
-    return cur.fetchone() or _insert(cur, domain_id)
+    """The domain's signing key, created on first use. Idempotent under
+    concurrency: a key another transaction created first is the one used."""
+    sql = ("SELECT id, selector, public_key, status, created_at FROM dkim_keys "
+           "WHERE domain_id = %s AND status = 'active'")
+    cur.execute(sql, (domain_id,))
+    found = cur.fetchone()
+    if found:
+        return found
+    private_pem, public_b64 = generate()
+    cur.execute("INSERT INTO dkim_keys (domain_id, selector, bits, private_key, public_key) "
+                "VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (domain_id) WHERE status = 'active' DO NOTHING "
+                "RETURNING id, selector, public_key, status, created_at",
+                (domain_id, new_selector(), key_bits(), private_pem, public_b64))
+    created = cur.fetchone()
+    if created:
+        return created
+    cur.execute(sql, (domain_id,))
+    return cur.fetchone()
 
 
 def rotate(cur, domain_id, overlap=None):

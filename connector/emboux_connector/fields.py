@@ -1,8 +1,35 @@
 """Strict marshmallow fields: JSON types are checked, never coerced."""
 
 import datetime as dt
+import re
 
-from marshmallow import fields
+from marshmallow import ValidationError, fields
+
+# PostgreSQL text holds neither NUL nor a lone UTF-16 surrogate (JSON
+# "\ud800" decodes to one; UTF-8 cannot encode it): refused at the door.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "NUL characters and lone UTF-16 surrogates are not allowed"
+
+
+def unstorable(value, where):
+    """Where in a JSON value (keys included) a string PostgreSQL cannot
+    store is, as 'field', 'field[2]' or 'field.key'; None when all is fine.
+    Iterative: a body nested as deep as the JSON parser allows is walked
+    without running out of stack."""
+    todo = [(where, value)]
+    while todo:
+        here, item = todo.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return here or "body"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if _UNSTORABLE.search(str(key)):
+                    return here or "body"
+                todo.append((f"{here}.{key}" if here else str(key), inner))
+        elif isinstance(item, (list, tuple)):
+            todo.extend((f"{here}[{i}]", inner) for i, inner in enumerate(item))
+    return None
 
 
 class StrictInteger(fields.Integer):
@@ -38,16 +65,21 @@ class StrictString(fields.String):
         if len(value) < self.min_length:
             raise self.make_error("required" if not value else "invalid")
         if len(value) > self.max_length:
-            from marshmallow import ValidationError
             raise ValidationError(f"Longer than {self.max_length} characters.")
         return value
 
 
 class AwareDateTime(fields.DateTime):
-    """ISO 8601; a time without offset is taken as UTC."""
+    """ISO 8601; a time without offset is taken as UTC. The result is in UTC:
+    PostgreSQL refuses offsets beyond 15:59 (Python takes up to 23:59), and
+    an instant whose UTC date falls outside years 1..9999 (0001-01-01T00:00
+    +01:00) could be stored but never read back into Python."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is None:
             result = result.replace(tzinfo=dt.timezone.utc)
-        return result
+        try:
+            return result.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise ValidationError("Out of range: the instant in UTC must fall in years 1 to 9999.")

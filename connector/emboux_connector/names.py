@@ -33,7 +33,7 @@ def domain_name(value, field="name"):
         _fail(field, f"invalid domain name {value!r}")
     name = name.lower()
     labels = name.split(".")
-    if len(name) > 253 or len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+    if len(name) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
         _fail(field, f"invalid domain name {value!r}")
     if labels[-1].isdigit():
         _fail(field, f"invalid domain name {value!r} (numeric top-level label)")
@@ -46,7 +46,7 @@ def local_part(value, field="email"):
     value = value.lower()
     if len(value) > MAX_LOCAL:
         _fail(field, f"the part before @ is longer than {MAX_LOCAL} characters")
-    if not _LOCAL.match(value):
+    if not _LOCAL.fullmatch(value):  # not match: "$" would let a final newline through
         _fail(field, "the part before @ may only contain letters, digits and . _ + - "
                      "(no spaces, no leading, trailing or double dots)")
     return value

@@ -12,6 +12,18 @@ from flask import current_app, g, jsonify, request
 
 from .auth import require
 from .errors import ApiError
+from .fields import UNSTORABLE_MESSAGE, unstorable
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def refuse_unstorable(value, where=""):
+    """400 naming the field when a string in value cannot be stored."""
+    found = unstorable(value, where)
+    if found:
+        raise ApiError(400, f"{found}: {UNSTORABLE_MESSAGE}", code="invalid_field")
 
 
 def _json_body():
@@ -19,11 +31,13 @@ def _json_body():
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        # NaN and Infinity are not JSON; a body nested thousands deep is not a record.
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ApiError(400, "Malformed JSON body")
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")
+    refuse_unstorable(data)
     return data
 
 
@@ -45,11 +59,14 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
             db = current_app.extensions["emboux_db"]
             with db.transaction() as cur:
                 caller = require(cur, role) if role else None
+                refuse_unstorable(path_args)
                 kwargs = dict(path_args)
                 if body is not None:
                     kwargs["body"] = body().load(_json_body())
                 if query is not None:
-                    kwargs["query"] = query().load(request.args.to_dict())
+                    args = request.args.to_dict()
+                    refuse_unstorable(args)
+                    kwargs["query"] = query().load(args)
                 result = fn(cur, caller, **kwargs)
             for hook, args in g.pop("after_commit", []):
                 try:

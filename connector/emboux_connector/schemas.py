@@ -9,6 +9,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from .fields import AwareDateTime, StrictBoolean, StrictInteger, StrictString
 
 QUOTA = validate.Range(min=0, max=1_000_000)
+PARTNER_REF = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*\Z", error="letters, digits and . _ : @ - only")
 
 
 class Body(Schema):
@@ -19,12 +20,12 @@ class Body(Schema):
 
 class DomainCreate(Body):
     name = StrictString(required=True, max_length=1000)
-    partner_ref = StrictString(max_length=128, allow_none=True,
+    partner_ref = StrictString(max_length=128, allow_none=True, validate=PARTNER_REF,
                                metadata={"description": "honoured for the master token only"})
 
 
 class DomainOwner(Body):
-    partner_ref = StrictString(required=True, max_length=128)
+    partner_ref = StrictString(required=True, max_length=128, validate=PARTNER_REF)
 
 
 class DomainParent(Body):
@@ -69,9 +70,6 @@ class AliasCreate(Body):
                                metadata={"description": "one or more addresses, comma separated"})
 
 
-PARTNER_REF = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$", error="letters, digits and . _ : @ - only")
-
-
 class PartnerQuotas(Body):
     domains_allowed = StrictInteger(validate=QUOTA)
     mailboxes_per_domain = StrictInteger(validate=QUOTA)
@@ -85,7 +83,7 @@ class ApiKeyUpdate(PartnerQuotas):
 
 class ApiKeyCreate(ApiKeyUpdate):
     token = StrictString(min_length=24, max_length=256,
-                         validate=validate.Regexp(r"^[A-Za-z0-9._~+/=-]+$", error="only URL-safe characters"),
+                         validate=validate.Regexp(r"^[A-Za-z0-9._~+/=-]+\Z", error="only URL-safe characters"),
                          metadata={"description": "generated when omitted; returned only in this response"})
     partner_ref = StrictString(required=True, max_length=128, validate=PARTNER_REF)
 

@@ -1,5 +1,8 @@
 """Bad input of every kind: a 4xx naming the problem, nothing written, no 500."""
 
+import threading
+import uuid
+
 import pytest
 
 @pytest.fixture
@@ -134,3 +137,161 @@ def test_unknown_route_and_method_are_json(tenant):
     assert r.status_code == 404 and r.json()["detail"] == "Not Found"
     r = tenant.api.request("PATCH", "/domains/", token=tenant.token)
     assert r.status_code == 405 and "detail" in r.json()
+
+
+# --- Out-of-range and odd ISO dates: 400 or a correct answer, never a 500 ------
+
+ODD_SINCE = ["0888-11-21T15:37:12+21:52", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
+             "0000-01-01T00:00:00Z", "2020-13-01T00:00:00Z", "2020-01-01T00:00:00+24:00", "1e400",
+             "-2020-01-01", "2020-01-01T00:00:00+15:59", "0001-01-01", "9999-12-31T23:59:59Z"]
+
+
+@pytest.mark.parametrize("since", ODD_SINCE)
+def test_odd_since_on_usage_and_changes(api, tenant, since, nothing_written):
+    for who, path in ((tenant, f"/api-keys/{tenant.token}/usage"), (api, "/changes")):
+        r = who.get(path, params={"since": since})
+        assert r.status_code in (200, 400), (path, since, r.status_code, r.text)
+        if r.status_code == 400:
+            assert r.json()["code"] == "invalid_field" and r.json()["detail"].startswith("since:")
+        else:  # echoed in UTC, which PostgreSQL and Python both hold
+            assert r.json()["since"].endswith("+00:00")
+
+
+def test_since_with_a_large_offset_means_the_same_instant(tenant):
+    """+21:52 is beyond PostgreSQL's offsets but a real instant: 17:45:12 UTC the day before."""
+    r = tenant.get(f"/api-keys/{tenant.token}/usage", params={"since": "0888-11-21T15:37:12+21:52"})
+    assert r.status_code == 200, r.text
+    assert r.json()["since"] == "0888-11-20T17:45:12+00:00"
+
+
+@pytest.mark.parametrize("expires_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00",
+                                        "0000-12-31T00:00:00Z", "10000-01-01T00:00:00Z"])
+def test_out_of_range_expiry_is_refused_everywhere(api, tenant, expires_at, nothing_written):
+    key_id = api.get("/api-keys/").json()[-1]["id"]
+    for method, path, body in (
+            ("POST", "/api-keys/", {"partner_ref": tenant.partner_ref, "expires_at": expires_at}),
+            ("PUT", f"/api-keys/{tenant.token}", {"expires_at": expires_at}),
+            ("PUT", f"/api-keys/by-id/{key_id}", {"expires_at": expires_at})):
+        r = api.request(method, path, json=body)
+        assert r.status_code == 400, (method, path, r.status_code, r.text)
+        assert r.json()["code"] == "invalid_field" and r.json()["detail"].startswith("expires_at:")
+
+
+def test_expiry_with_a_large_offset_is_stored_in_utc(api, unique_ref):
+    r = api.post("/api-keys/", json={"partner_ref": unique_ref, "expires_at": "2999-01-01T05:00:00+21:30"})
+    assert r.status_code == 201, r.text
+    assert r.json()["expires_at"] == "2998-12-31T07:30:00+00:00"
+    token = r.json()["token"]
+    r = api.put(f"/api-keys/{token}", json={"expires_at": "0001-01-01T00:00:00-01:00"})
+    assert r.status_code == 200 and r.json()["expires_at"] == "0001-01-01T01:00:00+00:00"
+    assert api.get(f"/api-keys/{token}/usage").status_code == 200   # readable back
+    assert api.get("/domains/", token=token).json()["code"] == "auth_key_expired"
+
+
+# --- Strings PostgreSQL cannot store: a lone UTF-16 surrogate, NUL --------------
+
+BAD_CHARS = ["\ud800", "\udfff", "a\x00b"]
+
+
+def _string_fields(tenant, dom):
+    """(token, method, path, body, field): every string field of every body."""
+    t, m = tenant.token, None
+    box = f"box@{dom}"
+    return [
+        (m, "POST", "/api-keys/", {"partner_ref": "{x}"}, "partner_ref"),
+        (m, "POST", "/api-keys/", {"partner_ref": "p1", "token": "{x}" + "a" * 30}, "token"),
+        (m, "POST", "/domains/", {"name": "ok.example.com", "partner_ref": "{x}"}, "partner_ref"),
+        (t, "POST", "/domains/", {"name": "{x}.example.com"}, "name"),
+        (m, "PUT", f"/domains/{dom}/owner", {"partner_ref": "{x}"}, "partner_ref"),
+        (m, "PUT", f"/domains/{dom}/parent", {"parent": "{x}.com"}, "parent"),
+        (t, "POST", "/users/", {"domain_name": dom, "email": f"n{{x}}@{dom}", "password": "long enough 1"}, "email"),
+        (t, "POST", "/users/", {"domain_name": "{x}", "email": f"n@{dom}", "password": "long enough 1"},
+         "domain_name"),
+        (t, "POST", "/users/", {"domain_name": dom, "email": f"n@{dom}", "password": "long {x} enough"}, "password"),
+        (t, "PUT", f"/users/{box}", {"password": "long {x} enough"}, "password"),
+        (t, "PUT", f"/users/{box}", {"spoofing_whitelist": ["ok.com", "{x}"]}, "spoofing_whitelist[1]"),
+        (t, "POST", "/aliases/", {"domain_name": dom, "source": f"s@{dom}", "destination": "{x}@b.com"},
+         "destination"),
+        (t, "POST", "/aliases/", {"domain_name": dom, "source": f"s{{x}}@{dom}", "destination": "a@b.com"},
+         "source"),
+        (m, "PUT", f"/domains/{dom}/outbound", {"outbound_status_reason": "why {x}"}, "outbound_status_reason"),
+        (m, "POST", f"/domains/{dom}/outbound/increment", {"message_id": "<{x}@x>"}, "message_id"),
+        (m, "POST", "/outbound/reset-daily", {"day": "{x}"}, "day"),
+        (m, "POST", "/outbound/reset-monthly", {"month": "{x}"}, "month"),
+        (m, "POST", f"/domains/{dom}/verify", {"provider": "{x}"}, "provider"),
+        (m, "POST", "/webhooks/mailgun", {"signature": {"timestamp": "1", "token": "{x}", "signature": "0"}},
+         "signature.token"),
+        (m, "POST", "/webhooks/ses", {"Type": "Notification", "Message": "{x}"}, "Message"),
+        (t, "POST", "/domains/", {"name": "ok.example.com", "{x}": 1}, "body"),
+    ]
+
+
+def _fill(value, x):
+    if isinstance(value, str):
+        return value.replace("{x}", x)
+    if isinstance(value, dict):
+        return {_fill(k, x): _fill(v, x) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, x) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("bad", BAD_CHARS, ids=["high-surrogate", "low-surrogate", "nul"])
+def test_unstorable_characters_in_every_string_field(api, tenant, dom, bad, nothing_written):
+    for token, method, path, body, field in _string_fields(tenant, dom):
+        r = api.request(method, path, token=token, json=_fill(body, bad))
+        assert r.status_code == 400, (method, path, field, r.status_code, r.text)
+        assert r.json() == {"detail": f"{field}: NUL characters and lone UTF-16 surrogates are not allowed",
+                            "code": "invalid_field"}, (method, path)
+
+
+@pytest.mark.parametrize("path", [
+    "/partners/p%00", "/api-keys/abc%00def/usage", "/suppression/check/a%00@b.com",
+    "/changes?since=2020-01-01%00", "/suppression?domain=a%00.com",
+    "/outbound/billing?month=2020-01%00", "/users/?domain_id=1%00"])
+def test_nul_in_paths_and_query_strings(api, path, nothing_written):
+    r = api.get(path)
+    assert r.status_code in (400, 404), (path, r.status_code, r.text)
+    assert r.headers["Content-Type"].startswith("application/json")
+
+
+def test_nul_in_a_legacy_mailgun_form(api, nothing_written):
+    r = api.session.post(api.base + "/webhooks/mailgun", data={
+        "timestamp": "1", "token": "a\x00b", "signature": "0" * 64, "event": "complained"})
+    assert r.status_code == 400 and r.json()["detail"].startswith("signature.token:")
+
+
+# --- Concurrent first-time inserts --------------------------------------------
+
+def test_parallel_verify_of_a_new_domain(api, tenant, sql):
+    """Three (then six) parallel POST verify on a domain that never had an
+    identity: all succeed, and exactly one signing key exists."""
+    import concurrent.futures
+
+    for n in (3, 6):
+        name = f"v{uuid.uuid4().hex[:10]}.emboux-test.net"
+        r = api.post("/domains/", json={"name": name, "partner_ref": tenant.partner_ref})
+        assert r.status_code == 201, r.text
+        barrier = threading.Barrier(n)
+
+        def verify(_):
+            barrier.wait()
+            return tenant.post(f"/domains/{name}/verify", json={})
+
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(verify, range(n)))
+        assert [a.status_code for a in answers] == [200] * n, [a.text for a in answers]
+        assert sql("SELECT count(*) AS n FROM dkim_keys k JOIN domains d ON d.id = k.domain_id "
+                   "WHERE d.name = %s AND k.status = 'active'", (name,))[0]["n"] == 1
+        assert len({a.json()["dns_records"][0]["value"] for a in answers}) == 1
+
+
+def test_a_final_newline_is_not_a_valid_ending(api, tenant, dom, nothing_written):
+    """A regex ending in $ also matches before a final newline: these slipped through."""
+    _check(tenant.post("/users/", json={"domain_name": dom, "email": f"new\n@{dom}", "password": "long enough 1"}),
+           "email")
+    _check(api.post("/api-keys/", json={"partner_ref": "p\n"}), "partner_ref")
+    _check(api.post("/api-keys/", json={"partner_ref": "p", "token": "a" * 30 + "\n"}), "token")
+    _check(api.put("/partners/p%0A", json={}), "partner_ref")
+    _check(api.post("/domains/", json={"name": f"x{dom}", "partner_ref": "p\n"}), "partner_ref")
+    _check(api.put(f"/domains/{dom}/owner", json={"partner_ref": f"{tenant.partner_ref}\n"}), "partner_ref")

@@ -28,9 +28,11 @@ class RotateBody(schemas.Body):
 
 
 def _hosted(cur, caller, name):
-    """The hosted domain row, or None when the master asks for one we do not host."""
+    """The hosted domain row, or None when the master asks for one we do not host.
+    The row is locked: parallel verify / verify-status calls of one domain
+    run one after the other (each sees what the previous one stored)."""
     try:
-        return visible_domain(cur, caller, name)
+        return visible_domain(cur, caller, name, lock=True)
     except ApiError:
         if caller.is_master:
             return None

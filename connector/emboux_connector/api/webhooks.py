@@ -25,7 +25,7 @@ from flask import Blueprint, request
 
 from .. import feedback
 from ..errors import ApiError
-from ..routing import _json_body, endpoint
+from ..routing import _json_body, endpoint, refuse_unstorable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -42,12 +42,14 @@ def _mailgun_payload():
     """JSON (current webhooks) or form fields (legacy webhooks)."""
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         f = request.form
-        return {"signature": {"timestamp": f.get("timestamp"), "token": f.get("token"),
+        data = {"signature": {"timestamp": f.get("timestamp"), "token": f.get("token"),
                               "signature": f.get("signature")},
                 "event-data": {"event": f.get("event"), "recipient": f.get("recipient"),
                                "id": f.get("Message-Id") or f.get("message-id"),
                                "envelope": {"sender": f.get("sender")},
                                "message": {"headers": {"from": f.get("from")}}}}
+        refuse_unstorable(data)
+        return data
     return _json_body()
 
 
