@@ -1,0 +1,155 @@
+"""Counters and sanctions outlive the row (issue 9): deleting a domain and creating
+it again changes neither its caps nor its suspension nor its history. Through the
+API, the real Postfix submission service and the real emboux-policyd."""
+
+import pytest
+
+from outbound_helpers import PASSWORD, accepted, wait_until
+
+
+class Owned:
+    """A domain created by the master for a tenant (operator-vouched: it sends at
+    once), with a sender and a local recipient, that can be deleted and re-created."""
+
+    def __init__(self, api, partner_ref, name):
+        self.api, self.partner_ref, self.domain = api, partner_ref, name
+        self.alice, self.bob = f"alice@{name}", f"bob@{name}"
+
+    def create(self, partner_ref=None):
+        r = self.api.post("/domains/", json={"name": self.domain,
+                                             "partner_ref": partner_ref or self.partner_ref})
+        assert r.status_code == 201, r.text
+        for box in (self.alice, self.bob):
+            r = self.api.post("/users/", json={"domain_name": self.domain, "email": box,
+                                               "password": PASSWORD})
+            assert r.status_code == 201, r.text
+        return self
+
+    def delete(self):
+        r = self.api.delete(f"/domains/{self.domain}")
+        assert r.status_code == 204, r.text
+
+    def set(self, **fields):
+        r = self.api.put(f"/domains/{self.domain}/outbound", json=fields)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def get(self):
+        r = self.api.get(f"/domains/{self.domain}/outbound")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def settle(self, **expected):
+        state = wait_until(lambda: (lambda s: s if all(s[k] == v for k, v in expected.items()) else None)(
+            self.get()), timeout=5)
+        assert state, f"expected {expected}, got {self.get()}"
+        return state
+
+
+@pytest.fixture
+def owned(api, tenant, domain_name):
+    return Owned(api, tenant.partner_ref, domain_name).create()
+
+
+def leases_returned(sql, name):
+    """The policy daemon gives an idle lease back within seconds."""
+    return wait_until(lambda: sql("SELECT c.reserved_units FROM outbound_counters c JOIN domains d "
+                                  "ON d.id = c.domain_id WHERE d.name = %s", (name,))[0]["reserved_units"] == 0,
+                      timeout=15)
+
+
+def test_delete_and_recreate_keeps_the_daily_cap(owned, submit, sql):
+    owned.set(outbound_daily_limit=5, warmup_profile=None, spike_max_multiplier=0)
+    assert accepted(submit.send(owned.alice, owned.bob, n=5)) == 5
+    owned.settle(outbound_sent_today=5)
+    assert leases_returned(sql, owned.domain)
+    owned.delete()
+    owned.create()
+    state = owned.get()
+    assert (state["outbound_sent_today"], state["outbound_sent_month"]) == (5, 5)
+    # the plan's limits come back too: not the defaults (1000 a day)
+    assert state["outbound_daily_limit"] == 5 and state["warmup_profile"] is None
+    res = submit.send(owned.alice, owned.bob)
+    assert accepted(res) == 0 and "Daily sending limit reached" in res[0][2], res
+
+
+def test_delete_while_the_daemon_holds_a_lease_counts_what_it_leased(owned, submit, sql):
+    """The attacker deletes the domain the moment its cap is reached: what the
+    daemon had leased for it (and maybe served) is counted, never forgotten."""
+    owned.set(outbound_daily_limit=5, warmup_profile=None, spike_max_multiplier=0)
+    assert accepted(submit.send(owned.alice, owned.bob, n=5)) == 5
+    owned.delete()
+    owned.create()
+    assert owned.get()["outbound_sent_today"] >= 5
+    assert accepted(submit.send(owned.alice, owned.bob, n=2)) == 0
+
+
+def test_outbound_suspension_survives_delete_for_every_tenant(owned, submit, api, make_tenant):
+    reason = "bounce rate 12.00% above 10.00%"
+    owned.set(outbound_status="suspended", outbound_status_reason=reason)
+    owned.delete()
+    owned.create()
+    state = owned.get()
+    assert (state["outbound_status"], state["outbound_status_reason"]) == ("suspended", reason)
+    res = submit.send(owned.alice, owned.bob)
+    assert accepted(res) == 0 and reason in res[0][2], res
+    # another tenant takes the name: still suspended, with fresh counters (not its numbers)
+    owned.delete()
+    other = make_tenant()
+    owned.create(partner_ref=other.partner_ref)
+    state = owned.get()
+    assert state["outbound_status"] == "suspended" and state["outbound_status_reason"] == reason
+    assert accepted(submit.send(owned.alice, owned.bob)) == 0
+    # a client cannot lift it; the master can, and then it is gone for good
+    r = other.put(f"/domains/{owned.domain}/outbound", json={"outbound_status": "active"})
+    assert r.status_code == 403, r.text
+    owned.set(outbound_status="active")
+    owned.delete()
+    owned.create(partner_ref=other.partner_ref)
+    assert owned.get()["outbound_status"] == "active"
+    assert accepted(submit.send(owned.alice, owned.bob)) == 1
+
+
+def test_reset_daily_while_deleted_does_not_bring_back_yesterday(owned, api, sql, next_day):
+    owned.set(warmup_profile=None)
+    r = api.post(f"/domains/{owned.domain}/outbound/increment", json={"count": 7})
+    assert r.status_code == 200, r.text
+    owned.delete()
+    day = next_day()
+    r = api.post("/outbound/reset-daily", json={"day": day})
+    assert r.status_code == 200, r.text
+    owned.create()
+    state = owned.get()
+    assert (state["outbound_sent_today"], state["outbound_sent_month"]) == (0, 7)
+    hist = sql("SELECT h.day::text AS day, h.sent FROM outbound_history h JOIN domains d "
+               "ON d.id = h.domain_id WHERE d.name = %s", (owned.domain,))
+    assert hist == [{"day": day, "sent": 7}]
+
+
+def test_reset_monthly_while_deleted_bills_the_month(owned, api, next_month):
+    r = api.post(f"/domains/{owned.domain}/outbound/increment", json={"count": 4, "bytes": 4000})
+    assert r.status_code == 200, r.text
+    owned.delete()
+    month = next_month()
+    r = api.post("/outbound/reset-monthly", json={"month": month})
+    assert r.status_code == 200, r.text
+    bill = [e for e in api.get("/outbound/billing", params={"month": month}).json()["entries"]
+            if e["domain_name"] == owned.domain]
+    assert len(bill) == 1 and bill[0]["sent"] == 4 and bill[0]["bytes"] == 4000, bill
+    assert bill[0]["partner_ref"] == owned.partner_ref
+    owned.create()
+    assert owned.get()["outbound_sent_month"] == 0
+
+
+def test_another_tenant_starts_afresh_and_cannot_read_the_old_numbers(owned, api, make_tenant):
+    r = api.post(f"/domains/{owned.domain}/outbound/increment", json={"count": 3})
+    assert r.status_code == 200, r.text
+    owned.delete()
+    other = make_tenant()
+    owned.create(partner_ref=other.partner_ref)
+    state = owned.get()
+    assert state["outbound_sent_today"] == 0 and state["outbound_daily_limit"] == 1000
+    # ... and the first tenant's numbers are still theirs when it gets the name back
+    owned.delete()
+    owned.create()
+    assert owned.get()["outbound_sent_today"] == 3
