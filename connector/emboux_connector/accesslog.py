@@ -1,25 +1,25 @@
-"""gunicorn's access log, without secrets.
+"""gunicorn's access and error logs, without secrets.
 
 Paths of the API-key endpoints carry the token itself (`/api-keys/{token}`,
-as the contract has it); tokens are never logged, so those path segments are
-written as `***`. Use: `gunicorn --logger-class emboux_connector.accesslog.RedactingLogger`.
+as the contract has it), a careless client may send a token in a query
+string, and gunicorn's error log quotes request lines: every line of both
+logs goes through logs.redact() (see there what it hides). Use:
+`gunicorn -c python:emboux_connector.gunicorn_conf` (which sets this class),
+or `--logger-class emboux_connector.accesslog.RedactingLogger`.
 """
-
-import re
 
 from gunicorn.glogging import Logger
 
-_TOKEN_IN_PATH = re.compile(r"(/api-keys/)(?!by-id/)[^/?\s]+")
+from .logs import RedactingFormatter, redact, remember_secrets, secret_values
 
-
-def redact(text):
-    return _TOKEN_IN_PATH.sub(r"\1***", text) if text else text
+__all__ = ["RedactingLogger", "redact"]
 
 
 class RedactingLogger(Logger):
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "U"):  # the request line and the path
-            if isinstance(atoms.get(key), str):
-                atoms[key] = redact(atoms[key])
-        return atoms
+    def setup(self, cfg):
+        super().setup(cfg)
+        remember_secrets(secret_values())
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if not isinstance(handler.formatter, RedactingFormatter):
+                    handler.setFormatter(RedactingFormatter(inner=handler.formatter))

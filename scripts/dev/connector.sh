@@ -12,6 +12,8 @@ connector_setup() {
     if [ -n "${EMBOUX_API_KEY:-}" ]; then env_set EMBOUX_API_KEY "$EMBOUX_API_KEY"; else env_secret EMBOUX_API_KEY 32 >/dev/null; fi
     local port; port=$(env_port CONNECTOR_PORT 8600)
     env_set EMBOUX_API_URL "http://127.0.0.1:$port"
+    # gunicorn runs as a daemon here: application logs (500 tracebacks) go to a file
+    env_set EMBOUX_LOG_FILE "$LOG/connector-app.log"
     connector_env
     say "migrating the mail DB"
     "$VENV/bin/emboux-connector" migrate || die "migrations failed"
@@ -38,7 +40,7 @@ connector_start() {
     "$VENV/bin/gunicorn" --daemon --pid "$RUN/connector.pid" \
         --bind "127.0.0.1:$port" --workers "${CONNECTOR_WORKERS:-3}" --threads 4 \
         --access-logfile "$LOG/connector-access.log" --error-logfile "$LOG/connector.log" \
-        --logger-class emboux_connector.accesslog.RedactingLogger \
+        --config python:emboux_connector.gunicorn_conf \
         --chdir "$ROOT" "emboux_connector.wsgi:app" \
         || die "gunicorn did not start (see $LOG/connector.log)"
     wait_port 127.0.0.1 "$port" 30 || die "connector not listening (see $LOG/connector.log)"
