@@ -50,28 +50,59 @@ pg_ensure_db() {  # pg_ensure_db NAME OWNER
     fi
 }
 
-# The mail DB: owner role for the connector, a read-only group for the mail
-# server and one login role each for Postfix and Dovecot.
+# The mail DB: owner role for the connector, and one read-only group per mail
+# server, each with its login role (least privilege, issue 9; the grants are
+# migration 0009's and the migrations that add views):
+#   emboux_mail_postfix  <- emboux_postfix   routing, suspension, relay credentials
+#   emboux_mail_dovecot  <- emboux_dovecot   logins (password hashes) and quotas
+#   emboux_mail_opendkim <- emboux_opendkim  DKIM signing keys
+# Created here, before the migrations run, so that every migration can grant
+# its new view to the group of the server that reads it. emboux_mailserver,
+# the former shared group that could read every view, is dropped (older
+# migrations grant it only if it exists).
 pg_setup_maildb() {
-    local db=${EMBOUX_MAILDB_NAME:-emboux_mail} pw pfpw dvpw
+    local db=${EMBOUX_MAILDB_NAME:-emboux_mail} pw pfpw dvpw dkpw
     pw=$(env_secret MAILDB_PASSWORD 24)
     pfpw=$(env_secret MAILDB_POSTFIX_PASSWORD 24)
     dvpw=$(env_secret MAILDB_DOVECOT_PASSWORD 24)
+    dkpw=$(env_secret MAILDB_OPENDKIM_PASSWORD 24)
     pg_ensure_role emboux "$pw"
-    pg_ensure_group emboux_mailserver
+    pg_ensure_group emboux_mail_postfix
+    pg_ensure_group emboux_mail_dovecot
+    pg_ensure_group emboux_mail_opendkim
     pg_ensure_role emboux_postfix "$pfpw"
     pg_ensure_role emboux_dovecot "$dvpw"
-    pg_admin -c "GRANT emboux_mailserver TO emboux_postfix, emboux_dovecot" >/dev/null
+    pg_ensure_role emboux_opendkim "$dkpw"
+    pg_admin -c "GRANT emboux_mail_postfix TO emboux_postfix;
+        GRANT emboux_mail_dovecot TO emboux_dovecot;
+        GRANT emboux_mail_opendkim TO emboux_opendkim;" >/dev/null
     pg_ensure_db "$db" emboux
-    # The mail server roles may connect, and see nothing but schema mailserver.
+    # (its privileges in another database, e.g. bench/'s, keep the role:
+    # then it keeps no member, so they reach nobody)
+    pg_admin -d "$db" -c "DO \$\$ DECLARE m record; BEGIN
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'emboux_mailserver') THEN
+            FOR m IN SELECT r.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.member
+                     WHERE a.roleid = 'emboux_mailserver'::regrole LOOP
+                EXECUTE format('REVOKE emboux_mailserver FROM %I', m.rolname);
+            END LOOP;
+            DROP OWNED BY emboux_mailserver;
+            BEGIN
+                DROP ROLE emboux_mailserver;
+            EXCEPTION WHEN dependent_objects_still_exist THEN
+                RAISE WARNING 'emboux_mailserver kept, without members: %', SQLERRM;
+            END;
+        END IF; END \$\$;" >/dev/null
+    # The mail server roles may connect, and see nothing but what schema
+    # mailserver grants their group.
     pg_admin -d "$db" -c "REVOKE ALL ON DATABASE \"$db\" FROM PUBLIC;
-        GRANT CONNECT ON DATABASE \"$db\" TO emboux, emboux_mailserver;
+        GRANT CONNECT ON DATABASE \"$db\" TO emboux, emboux_mail_postfix, emboux_mail_dovecot, emboux_mail_opendkim;
         REVOKE ALL ON SCHEMA public FROM PUBLIC;
         GRANT ALL ON SCHEMA public TO emboux;" >/dev/null
     env_set MAILDB_NAME "$db"
     env_set MAILDB_DSN "postgresql://emboux:$pw@$PG_HOST:$PG_PORT/$db"
     env_set MAILDB_POSTFIX_DSN "postgresql://emboux_postfix:$pfpw@$PG_HOST:$PG_PORT/$db"
     env_set MAILDB_DOVECOT_DSN "postgresql://emboux_dovecot:$dvpw@$PG_HOST:$PG_PORT/$db"
+    env_set MAILDB_OPENDKIM_DSN "postgresql://emboux_opendkim:$dkpw@$PG_HOST:$PG_PORT/$db"
     env_set PGHOST "$PG_HOST"
     env_set PGPORT "$PG_PORT"
 }

@@ -76,7 +76,8 @@ NSD
 identity_opendkim() {
     local port=$1 etc="$ID_DIR/etc"
     # The same templates as production (docker/render.sh), with the mail
-    # stack's settings (mail_vars from stack-mail.sh): DB role and address.
+    # stack's settings (mail_vars from stack-mail.sh): DB address and
+    # OpenDKIM's own role (MAILDB_OPENDKIM_DSN: it reads the DKIM views only).
     ( mail_vars; rm -rf "$etc.new"; sh "$ROOT/docker/render.sh" "$etc.new" opendkim >/dev/null ) \
         || die "rendering the OpenDKIM template failed"
     chgrp -R opendkim "$etc.new/opendkim"; chmod 750 "$etc.new/opendkim"

@@ -51,10 +51,11 @@ mail_vars() {
     # Every test connects from 127.0.0.1: no failed-login delay or penalty here.
     export AUTH_FAILURE_DELAY=0 AUTH_PENALTY_SOCKET_MODE=0
     # The DB coordinates, from the DSNs ./dev wrote (postgresql://user:pw@host:port/db).
-    eval "$(python3 - "$(env_get MAILDB_POSTFIX_DSN)" "$(env_get MAILDB_DOVECOT_DSN)" <<'PY'
+    # One role per server (least privilege): OpenDKIM's is used by stack-identity.sh.
+    eval "$(python3 - "$(env_get MAILDB_POSTFIX_DSN)" "$(env_get MAILDB_DOVECOT_DSN)" "$(env_get MAILDB_OPENDKIM_DSN)" <<'PY'
 import shlex, sys
 from urllib.parse import urlsplit, unquote
-for prefix, dsn in (("POSTFIX", sys.argv[1]), ("DOVECOT", sys.argv[2])):
+for prefix, dsn in (("POSTFIX", sys.argv[1]), ("DOVECOT", sys.argv[2]), ("OPENDKIM", sys.argv[3])):
     u = urlsplit(dsn)
     vals = {f"{prefix}_DB_USER": unquote(u.username or ""), f"{prefix}_DB_PASSWORD": unquote(u.password or ""),
             "DB_HOST": u.hostname or "127.0.0.1", "DB_PORT": str(u.port or 5432), "DB_NAME": u.path.lstrip("/")}
@@ -62,7 +63,8 @@ for prefix, dsn in (("POSTFIX", sys.argv[1]), ("DOVECOT", sys.argv[2])):
         print(f"export {k}={shlex.quote(v)}")
 PY
 )"
-    [ -n "$POSTFIX_DB_PASSWORD" ] && [ -n "$DOVECOT_DB_PASSWORD" ] || die "MAILDB_POSTFIX_DSN / MAILDB_DOVECOT_DSN missing in $ENV_FILE"
+    [ -n "$POSTFIX_DB_PASSWORD" ] && [ -n "$DOVECOT_DB_PASSWORD" ] && [ -n "$OPENDKIM_DB_PASSWORD" ] \
+        || die "MAILDB_POSTFIX_DSN / MAILDB_DOVECOT_DSN / MAILDB_OPENDKIM_DSN missing in $ENV_FILE"
 }
 
 mail_cert() {
