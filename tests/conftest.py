@@ -14,6 +14,8 @@ import psycopg2.extras
 import pytest
 import requests
 
+from dns_zones import Zones, prove_ownership
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / "var" / "dev.env"
 
@@ -90,18 +92,24 @@ def domain_name():
 
 
 class Tenant:
-    def __init__(self, api, partner_ref, token):
+    def __init__(self, api, partner_ref, token, zones=None):
         self.api, self.partner_ref, self.token = api, partner_ref, token
+        self.zones = zones
 
     def get(self, path, **kw): return self.api.get(path, token=self.token, **kw)
     def post(self, path, **kw): return self.api.post(path, token=self.token, **kw)
     def put(self, path, **kw): return self.api.put(path, token=self.token, **kw)
     def delete(self, path, **kw): return self.api.delete(path, token=self.token, **kw)
 
-    def domain(self, name=None):
+    def domain(self, name=None, prove=True):
+        """Create a domain with the client token; unless prove=False, prove
+        its ownership the way an integrator does (TXT record in the test DNS
+        server, then POST .../ownership/check) so that it receives mail."""
         name = name or f"{unique('d')}.emboux-test.net"
         r = self.post("/domains/", json={"name": name})
         assert r.status_code == 201, r.text
+        if prove and r.json()["ownership"] == "pending":
+            prove_ownership(self.zones, self, r.json())
         return r.json()["name"]
 
     def mailbox(self, domain, local=None, password="correct horse 1", **extra):
@@ -112,7 +120,18 @@ class Tenant:
 
 
 @pytest.fixture
-def make_tenant(api):
+def dns_zones(devenv):
+    """Zones of the dev stack's NSD (tests/dns_zones.py), removed afterwards."""
+    for key in ("DNS_ZONES_DIR", "NSD_CONF", "DNS_RESOLVER"):
+        if not devenv.get(key):
+            pytest.fail(f"{key} missing in var/dev.env: the DNS server is not up (./dev up)")
+    z = Zones(devenv)
+    yield z
+    z.cleanup()
+
+
+@pytest.fixture
+def make_tenant(api, dns_zones):
     """make_tenant(**quotas) -> Tenant with a fresh partner and client token."""
     def make(**fields):
         partner_ref = unique("p")
@@ -120,7 +139,7 @@ def make_tenant(api):
                 "aliases_per_mailbox": 5, **fields}
         r = api.post("/api-keys/", json=body)
         assert r.status_code == 201, r.text
-        return Tenant(api, partner_ref, r.json()["token"])
+        return Tenant(api, partner_ref, r.json()["token"], dns_zones)
     return make
 
 

@@ -22,6 +22,14 @@ class DomainCreate(Body):
     name = StrictString(required=True, max_length=1000)
     partner_ref = StrictString(max_length=128, allow_none=True, validate=PARTNER_REF,
                                metadata={"description": "honoured for the master token only"})
+    require_ownership_proof = StrictBoolean(metadata={
+        "description": "master: the domain waits for its DNS ownership proof instead of being vouched "
+                       "for by the operator (a client's domain always waits)"})
+
+
+class OwnershipVouch(Body):
+    vouched_by = StrictString(max_length=200, metadata={
+        "description": "who vouches, recorded with the domain (e.g. the ERP user); default 'master'"})
 
 
 class DomainOwner(Body):

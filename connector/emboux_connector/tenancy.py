@@ -4,7 +4,8 @@ so that "a client sees only its partner's rows" is one rule, not a habit."""
 from .errors import ApiError, not_found
 
 DOMAIN_COLUMNS = ("d.id, d.name, d.partner_ref, d.status, d.parent_id, d.wildcard, "
-                  "d.retention_days, d.transfer_monthly_mb, d.created_at, d.updated_at")
+                  "d.retention_days, d.transfer_monthly_mb, d.created_at, d.updated_at, "
+                  "d.ownership, d.ownership_token, d.ownership_method, d.ownership_by, d.ownership_at")
 
 
 def scoped(sql, params, caller, column="d.partner_ref"):

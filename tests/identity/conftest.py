@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from dns_zones import Zones
 from stack_clients import submission_session
 
 PASSWORD = "correct horse 1"
@@ -124,69 +125,10 @@ def sink(devenv):
     return Sink(devenv["OUTBOUND_SINK_DIR"])
 
 
-class Zones:
-    """Zones served by the dev stack's NSD: write(zone, records) then query
-    through DNS_RESOLVER. Records: (name relative or absolute, type, rdata)."""
-
-    def __init__(self, env):
-        self.dir, self.conf = env["DNS_ZONES_DIR"], env["NSD_CONF"]
-        self.created = []
-
-    def _ctl(self, *args):
-        return subprocess.run(["nsd-control", "-c", self.conf, *args], capture_output=True, text=True, timeout=20)
-
-    def write(self, zone, records):
-        lines = [f"$ORIGIN {zone}.", "$TTL 1",
-                 f"@ IN SOA ns.{zone}. hostmaster.{zone}. ({int(time.time())} 60 60 60 1)",
-                 f"@ IN NS ns.{zone}.", f"ns IN A 127.0.0.1"]
-        for name, rtype, rdata in records:
-            if rtype == "TXT":
-                chunks = [rdata[i:i + 250] for i in range(0, len(rdata), 250)] or [""]
-                rdata = " ".join('"' + c.replace('"', '\\"') + '"' for c in chunks)
-            lines.append(f"{name} IN {rtype} {rdata}")
-        with open(os.path.join(self.dir, f"{zone}.zone"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        r = self._ctl("addzone", zone, "emboux")
-        if zone not in self.created:
-            self.created.append(zone)
-        if "already" in (r.stdout + r.stderr).lower() or r.returncode != 0:
-            r = self._ctl("reload", zone)
-            assert r.returncode == 0, r.stdout + r.stderr
-        self._wait(zone)
-
-    def _wait(self, zone):
-        import dns.resolver
-        res = dns.resolver.Resolver(configure=False)
-        host, port = self.resolver
-        res.nameservers, res.port = [host], port
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                serial = res.resolve(zone, "SOA").rrset[0].serial
-                with open(os.path.join(self.dir, f"{zone}.zone")) as f:
-                    if f"({serial} " in f.read():
-                        return
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"NSD did not load {zone}")
-            time.sleep(0.1)
-
-    def cleanup(self):
-        for zone in self.created:
-            self._ctl("delzone", zone)
-            try:
-                os.remove(os.path.join(self.dir, f"{zone}.zone"))
-            except FileNotFoundError:
-                pass
-
-
 @pytest.fixture
 def zones(devenv):
     need(devenv, "DNS_ZONES_DIR", "NSD_CONF", "DNS_RESOLVER")
     z = Zones(devenv)
-    host, _, port = devenv["DNS_RESOLVER"].rpartition(":")
-    z.resolver = (host, int(port))
     yield z
     z.cleanup()
 

@@ -24,7 +24,7 @@ def _current_state(cur, resource, keys):
         return {}
     if resource == "domain":
         cur.execute("SELECT d.name AS key, d.id, d.name, d.partner_ref, d.status, d.retention_days, "
-                    "d.transfer_monthly_mb, d.wildcard, p.name AS parent FROM domains d "
+                    "d.transfer_monthly_mb, d.wildcard, d.ownership, p.name AS parent FROM domains d "
                     "LEFT JOIN domains p ON p.id = d.parent_id WHERE d.name = ANY(%s)", (keys,))
     elif resource == "mailbox":
         cur.execute("SELECT m.email AS key, m.id, m.email, d.name AS domain, m.quota_mb, m.active "

@@ -3,7 +3,7 @@ retention and transfer."""
 
 from flask import Blueprint
 
-from .. import names, schemas, stores
+from .. import names, ownership, schemas, stores
 from ..errors import ApiError, not_found
 from ..providers import lifecycle
 from ..routing import after_commit, endpoint
@@ -25,6 +25,7 @@ def domain_json(row, parent_name=None):
         "wildcard": row["wildcard"],
         "retention_days": row["retention_days"],
         "transfer_monthly_mb": row["transfer_monthly_mb"],
+        **ownership.fields(row),
     }
 
 
@@ -34,18 +35,27 @@ def _wildcard_parent(cur, name):
     ancestors = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
     if not ancestors:
         return None
-    cur.execute("SELECT id, name, partner_ref, wildcard FROM domains WHERE name = ANY(%s) "
+    cur.execute("SELECT id, name, partner_ref, wildcard, ownership FROM domains WHERE name = ANY(%s) "
                 "ORDER BY length(name) DESC", (ancestors,))
     rows = cur.fetchall()
     return rows
 
 
-@endpoint(bp, "/domains/", "POST", role="either", summary="Create a domain",
+@endpoint(bp, "/domains/", "POST", role="either",
+          summary="Create a domain (a client's, or one created with require_ownership_proof, "
+                  "receives mail once its ownership TXT record is checked)",
           body=schemas.DomainCreate, status=201)
 def create_domain(cur, caller, body):
     """A client always owns what it creates; the master may name a partner_ref.
-    Creating `sub.parent.tld` under a wildcard parent links it to the parent."""
+    Creating `sub.parent.tld` under a wildcard parent links it to the parent.
+    Ownership: the master's domains are vouched for at once unless
+    `require_ownership_proof`; a client's wait (`ownership: pending`) until
+    the TXT record in `ownership_record` is published and
+    POST /domains/{name}/ownership/check sees it. A subdomain under an owned
+    wildcard parent of the same partner inherits the parent's ownership.
+    Public suffixes and the platform's own names are refused."""
     name = names.domain_name(body["name"], "name")
+    ownership.refuse_unownable(name, caller.is_master)
     owner = caller.partner_ref if not caller.is_master else body.get("partner_ref")
     ancestors = _wildcard_parent(cur, name) or []
     if not caller.is_master and any(a["partner_ref"] != owner for a in ancestors):
@@ -54,15 +64,21 @@ def create_domain(cur, caller, body):
         partner = ensure_partner(cur, owner)
         check_domain_quota(cur, partner)
     parent = next((a for a in ancestors if a["wildcard"]), None)
+    state, method, by = ownership.initial(caller, body.get("require_ownership_proof", False), parent, owner)
     cur.execute(
-        "INSERT INTO domains (name, partner_ref, parent_id) VALUES (%s, %s, %s) "
+        "INSERT INTO domains (name, partner_ref, parent_id, ownership, ownership_token, ownership_method, "
+        " ownership_by, ownership_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, CASE WHEN %s = 'pending' THEN NULL ELSE now() END) "
         f"ON CONFLICT (name) DO NOTHING RETURNING {DOMAIN_COLUMNS.replace('d.', '')}",
-        (name, owner, parent["id"] if parent else None))
+        (name, owner, parent["id"] if parent else None, state, ownership.new_token(), method, by, state))
     row = cur.fetchone()
     if row is None:
         raise ApiError(400, "Domain already exists")
     recount_domains(cur, [owner])
-    lifecycle.on_created(cur, row["id"])  # issue 4: inherit from the parent, start verification
+    if row["ownership"] == "pending":
+        lifecycle.inherit(cur, row["id"])  # provider verification waits for the proof
+    else:
+        lifecycle.on_created(cur, row["id"])  # issue 4: inherit from the parent, start verification
     return domain_json(row, parent["name"] if parent else None)
 
 
@@ -146,6 +162,11 @@ def set_owner(cur, caller, name, body):
         cur.execute("UPDATE domains SET partner_ref = %s, updated_at = now() WHERE id = %s",
                     (new, row["id"]))
         recount_domains(cur, [old, new])
+        # The previous holder's proof is not the new one's: a fresh token, and
+        # an owned domain stays routed on the operator's word (the move).
+        cur.execute("UPDATE domains SET ownership_token = %s WHERE id = %s", (ownership.new_token(), row["id"]))
+        if row["ownership"] in ownership.OWNED:
+            ownership.set_state(cur, row["id"], "vouched", "transfer", f"master: moved from {old}")
     return {"name": row["name"], "partner_ref": new, "previous_partner_ref": old}
 
 

@@ -5,7 +5,7 @@ the local provider, and the DNS check. See docs/sending-identity.md."""
 from flask import Blueprint
 from marshmallow import validate
 
-from .. import dkim, dnscheck, names, providers, schemas
+from .. import dkim, dnscheck, names, ownership, providers, schemas
 from ..errors import ApiError, not_found
 from ..fields import StrictInteger, StrictString
 from ..providers import ProviderError, lifecycle
@@ -32,11 +32,14 @@ def _hosted(cur, caller, name):
     The row is locked: parallel verify / verify-status calls of one domain
     run one after the other (each sees what the previous one stored)."""
     try:
-        return visible_domain(cur, caller, name, lock=True)
+        row = visible_domain(cur, caller, name, lock=True)
     except ApiError:
         if caller.is_master:
+            ownership.refuse_public_suffix(name)
             return None
         raise
+    ownership.require_owned(row)   # a pending claim gets no provider verification
+    return row
 
 
 def _external(name, provider_name, poll):
@@ -116,6 +119,7 @@ def register_subdomain(cur, caller, name):
     the parent, SMTP credential, webhooks; local: the parent's DKIM key signs
     it). Afterwards the subdomain sends with the parent's DKIM identity."""
     row = visible_domain(cur, caller, names.domain_name(name), lock=True)
+    ownership.require_owned(row)
     if row["parent_id"] is None:
         parent = _nearest_ancestor(cur, caller, row["name"])
         if parent is None:
