@@ -62,8 +62,11 @@ class StrictString(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
+        if not value and self.min_length:
+            raise self.make_error("required")
         if len(value) < self.min_length:
-            raise self.make_error("required" if not value else "invalid")
+            # e.g. an API key token of 23 characters: say so, not "Not a valid string."
+            raise ValidationError(f"Shorter than {self.min_length} characters.")
         if len(value) > self.max_length:
             raise ValidationError(f"Longer than {self.max_length} characters.")
         return value

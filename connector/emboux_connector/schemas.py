@@ -58,12 +58,14 @@ class UserCreate(Body):
 
 
 class UserUpdate(Body):
-    """At least one of the three fields."""
+    """At least one of the four fields."""
     password = StrictString(min_length=1, max_length=256, load_only=True)
     spoofing_whitelist = fields.List(
         StrictString(max_length=600), validate=validate.Length(max=200),
         metadata={"description": "extra sender addresses: 'user@domain', '@domain' or 'domain', '*' = any"})
     submission_disabled = StrictBoolean(metadata={"description": "refuse this mailbox's outbound mail"})
+    active = StrictBoolean(metadata={"description": "false = disabled: logins and incoming mail refused, "
+                                                    "stored mail kept; true enables it again"})
 
 
 class UserQuota(Body):

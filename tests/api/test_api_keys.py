@@ -34,6 +34,18 @@ def test_generated_token_when_omitted(api, unique_ref):
     assert api.get("/domains/", token=r.json()["token"]).status_code == 200
 
 
+def test_short_token_says_it_is_too_short(api, unique_ref, sql):
+    r = api.post("/api-keys/", json={"token": "a" * 23, "partner_ref": unique_ref})
+    assert r.status_code == 400 and r.json() == {"detail": "token: Shorter than 24 characters.",
+                                                 "code": "invalid_field"}
+    r = api.post("/api-keys/", json={"token": "", "partner_ref": unique_ref})
+    assert r.status_code == 400 and r.json()["detail"] == "token: Missing data for required field."
+    assert not sql("SELECT 1 FROM api_keys WHERE partner_ref = %s", (unique_ref,))
+    token = (unique_ref + "x" * 24)[:24]
+    assert api.post("/api-keys/", json={"token": token, "partner_ref": unique_ref}).status_code == 201
+    assert api.delete(f"/api-keys/{token}").status_code == 204
+
+
 def test_partner_keys_share_resources_and_survive_deletion(api, tenant):
     d = tenant.domain()
     r = api.post("/api-keys/", json={"partner_ref": tenant.partner_ref})

@@ -66,6 +66,45 @@ def test_password_change_takes_effect_at_next_login(mail, tenant):
     assert mail.auth_ok(alice, "a new one 2")
 
 
+def test_disabled_mailbox_keeps_its_mail_refuses_new_mail_and_logins(mail, api, tenant, make_tenant,
+                                                                    domain_name):
+    """PUT /users/{email} {"active": false} (Odoo's archive): logins and mail
+    refused at once, even on a warm connection, never accepted and dropped,
+    nor caught by the catch-all; the stored mail is kept; reversible."""
+    r = api.post("/domains/", json={"name": domain_name, "partner_ref": tenant.partner_ref})
+    assert r.status_code == 201, r.text
+    alice = tenant.mailbox(domain_name, "alice")
+    bob = tenant.mailbox(domain_name, "bob")
+    assert tenant.post("/aliases/", json={"domain_name": domain_name, "source": f"@{domain_name}",
+                                          "destination": bob}).status_code == 201
+    kept = mail.send(alice)
+    mail.wait_for(alice, PASSWORD, kept)
+    held = mail.mx()
+    assert mail.rcpt(alice, conn=held)[0] == 250
+
+    assert make_tenant().put(f"/users/{alice}", json={"active": False}).status_code == 404
+    assert tenant.put(f"/users/{alice}", json={"active": "no"}).status_code == 400
+    r = tenant.put(f"/users/{alice}", json={"active": False})
+    assert r.status_code == 200 and r.json() == {"email": alice, "active": False,
+                                                 "message": "User disabled"}, r.text
+    code, text = mail.rcpt(alice, conn=held)
+    assert code == 550 and b"5.2.1" in text and b"disabled" in text.lower(), (code, text)
+    held.quit()
+    assert mail.rcpt(alice)[0] == 550
+    assert not mail.login_ok(alice, PASSWORD), "IMAP login of a disabled mailbox"
+    assert not mail.auth_ok(alice, PASSWORD), "SMTP AUTH of a disabled mailbox"
+    assert tenant.get(f"/users/{alice}").json()["active"] is False
+    assert mail.rcpt(bob)[0] == 250 and mail.login_ok(bob, PASSWORD), "the rest of the domain works"
+
+    r = tenant.put(f"/users/{alice}", json={"active": True})
+    assert r.status_code == 200 and r.json()["active"] is True, r.text
+    assert mail.login_ok(alice, PASSWORD) and mail.auth_ok(alice, PASSWORD)
+    again = mail.send(alice)
+    got = mail.wait_for(alice, PASSWORD, again)
+    assert kept in got and again in got, got
+    assert again not in mail.subjects(bob, PASSWORD)
+
+
 def test_deleted_mailbox_refused_and_store_removed(mail, devenv, tenant):
     domain = tenant.domain()
     alice = tenant.mailbox(domain, "alice")

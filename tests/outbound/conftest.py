@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import psycopg2
+import psycopg2.extras
 import pytest
 
 from outbound_helpers import Outbound, PolicyClient, Submitter, free_port, wait_port, wait_until
@@ -57,22 +59,17 @@ def policyd(devenv, tmp_path):
 
 
 @pytest.fixture
-def next_day(sql):
-    """A day no reset-daily has closed yet (tests close days of their own)."""
-    def make():
-        rows = sql("SELECT max(period) AS p FROM outbound_resets WHERE kind = 'daily'")
-        last = rows[0]["p"] or dt.date(2100, 1, 1)
-        return (max(last, dt.date(2100, 1, 1)) + dt.timedelta(days=1)).isoformat()
-    return make
-
-
-@pytest.fixture
-def next_month(sql):
-    def make():
-        rows = sql("SELECT max(period) AS p FROM outbound_resets WHERE kind = 'monthly'")
-        last = rows[0]["p"] or dt.date(2100, 1, 1)
-        last = max(last, dt.date(2100, 1, 1))
-        nxt = (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        return nxt.strftime("%Y-%m")
-    return make
+def txn(devenv):
+    """A dict cursor on the real mail DB in a transaction rolled back at the
+    end: for the reset jobs, which close a period for the whole platform and
+    only a period that is over, in order (so at most one a day over HTTP).
+    Call the endpoints' code with `reset_daily(cur, None, body)` etc."""
+    conn = psycopg2.connect(devenv["MAILDB_DSN"])
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SET LOCAL lock_timeout = '20s'")
+            yield cur
+    finally:
+        conn.rollback()
+        conn.close()
 

@@ -7,6 +7,7 @@ collect what happened), `policyd` (start extra daemon processes on their own
 ports) and `PolicyClient` (speak the policy protocol directly).
 """
 
+import datetime as dt
 import smtplib
 import socket
 import time
@@ -137,3 +138,14 @@ def wait_until(fn, timeout=10, interval=0.05):
         if time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def closable(cur, kind):
+    """Inside `txn`: forget the closed periods of `kind` ('daily'/'monthly')
+    for this transaction only and return the period the job's default closes
+    then (yesterday / last month, UTC), as the body field's text."""
+    cur.execute("DELETE FROM outbound_resets WHERE kind = %s", (kind,))
+    today = dt.datetime.now(dt.timezone.utc).date()
+    if kind == "daily":
+        return (today - dt.timedelta(days=1)).isoformat()
+    return ((today.replace(day=1) - dt.timedelta(days=1))).strftime("%Y-%m")

@@ -32,15 +32,63 @@ def test_client_may_not_change_master_fields(outbound, field, value):
     assert outbound.get() == before
 
 
-def test_client_may_change_limits_master_everything(outbound):
+def test_client_may_lower_limits_master_everything(outbound):
     r = outbound.tenant.put(f"/domains/{outbound.domain}/outbound",
                             json={"outbound_daily_limit": 77, "outbound_monthly_limit": 900})
     assert r.status_code == 200, r.text
     assert r.json()["outbound_daily_limit"] == 77 and r.json()["outbound_monthly_limit"] == 900
+    # the operator's values (the defaults here) stay the ceilings
+    assert (r.json()["outbound_daily_ceiling"], r.json()["outbound_monthly_ceiling"]) == (1000, 20000)
     body = outbound.set(outbound_tier="dedicated", outbound_enforcement="soft", warmup_profile="fast",
                         spike_max_multiplier=2.5)
     assert (body["outbound_tier"], body["outbound_enforcement"], body["warmup_profile"],
             body["spike_max_multiplier"]) == ("dedicated", "soft", "fast", 2.5)
+
+
+def client_put(outbound, **fields):
+    return outbound.tenant.put(f"/domains/{outbound.domain}/outbound", json=fields)
+
+
+def test_client_never_raises_its_limits_above_the_masters(outbound, sql):
+    outbound.set(outbound_daily_limit=100, outbound_monthly_limit=2000)
+    state = outbound.get()
+    assert (state["outbound_daily_ceiling"], state["outbound_monthly_ceiling"]) == (100, 2000)
+    # 0 is unlimited: more than any ceiling, and it would lift the hourly throttle too
+    for fields in ({"outbound_daily_limit": 0}, {"outbound_daily_limit": 101},
+                   {"outbound_monthly_limit": 0}, {"outbound_monthly_limit": 2001},
+                   {"outbound_daily_limit": 50, "outbound_monthly_limit": 0}):
+        r = client_put(outbound, **fields)
+        assert r.status_code == 403 and r.json()["code"] == "limit_above_ceiling", (fields, r.text)
+        refused_field = next(f for f, v in fields.items() if v in (0, 101, 2001))
+        assert r.json()["detail"].startswith(f"{refused_field}: ") and "operator" in r.json()["detail"]
+        assert outbound.get() == state, "a refused change writes nothing"
+    # lower, then back up to the ceiling, not beyond
+    r = client_put(outbound, outbound_daily_limit=10, outbound_monthly_limit=300)
+    assert r.status_code == 200 and r.json()["outbound_daily_limit"] == 10, r.text
+    assert r.json()["outbound_daily_ceiling"] == 100 and r.json()["hourly_limit"] == 10
+    assert client_put(outbound, outbound_daily_limit=101).status_code == 403
+    r = client_put(outbound, outbound_daily_limit=100, outbound_monthly_limit=2000)
+    assert r.status_code == 200 and r.json()["outbound_daily_limit"] == 100, r.text
+    assert client_put(outbound, outbound_daily_limit=0).status_code == 403
+    # the master sets a new ceiling, in either direction; 0 = the client may choose anything
+    outbound.set(outbound_daily_limit=0)
+    r = client_put(outbound, outbound_daily_limit=20)
+    assert r.status_code == 200 and r.json()["outbound_daily_ceiling"] == 0, r.text
+    assert client_put(outbound, outbound_daily_limit=0).json()["outbound_daily_limit"] == 0
+    outbound.set(outbound_daily_limit=30)
+    assert client_put(outbound, outbound_daily_limit=31).status_code == 403
+    assert client_put(outbound, outbound_daily_limit=0).status_code == 403
+    assert sql("SELECT outbound_daily_limit, outbound_daily_ceiling FROM domains WHERE name = %s",
+               (outbound.domain,)) == [{"outbound_daily_limit": 30, "outbound_daily_ceiling": None}]
+
+
+def test_a_lowered_limit_is_enforced_on_submission(outbound, submit):
+    outbound.set(warmup_profile=None, spike_max_multiplier=0)
+    assert client_put(outbound, outbound_daily_limit=4).status_code == 200
+    res = submit.send(outbound.alice, outbound.bob, n=5)
+    assert [ok for ok, _, _ in res] == [True] * 4 + [False], res
+    assert res[-1][1] == 554 and "Daily sending limit reached" in res[-1][2], res
+    outbound.settle(outbound_sent_today=4)
 
 
 @pytest.mark.parametrize("body", [
@@ -76,48 +124,6 @@ def test_increment_is_the_daemons_decision(outbound, api, tenant):
     assert api.post("/domains/nope.emboux-test.net/outbound/increment").status_code == 404
 
 
-def test_reset_daily_is_idempotent_and_feeds_history(outbound, api, sql, next_day):
-    outbound.set(warmup_profile=None)
-    path = f"/domains/{outbound.domain}/outbound/increment"
-    for _ in range(2):
-        assert api.post(path).json()["allowed"]
-    assert outbound.tenant.post("/outbound/reset-daily").status_code == 403
-    day = next_day()
-    r = api.post("/outbound/reset-daily", json={"day": day})
-    assert r.status_code == 200 and r.json()["already_done"] is False, r.text
-    state = outbound.get()
-    assert state["outbound_sent_today"] == 0 and state["outbound_sent_month"] == 2
-    assert state["daily_average_7d"] == 2
-    api.post(path)
-    again = api.post("/outbound/reset-daily", json={"day": day})
-    assert again.status_code == 200 and again.json()["already_done"] is True
-    assert outbound.get()["outbound_sent_today"] == 1              # untouched the second time
-    rows = sql("SELECT day::text, sent FROM outbound_history h JOIN domains d ON d.id = h.domain_id "
-               "WHERE d.name = %s", (outbound.domain,))
-    assert rows == [{"day": day, "sent": 2}]
-    assert api.post("/outbound/reset-daily", json={"day": "yesterday"}).status_code == 400
-
-
-def test_reset_monthly_freezes_for_billing_once(outbound, api, next_month):
-    outbound.set(warmup_profile=None, outbound_daily_limit=2, outbound_enforcement="soft")
-    path = f"/domains/{outbound.domain}/outbound/increment"
-    for _ in range(3):
-        api.post(path, json={"bytes": 1000})
-    month = next_month()
-    r = api.post("/outbound/reset-monthly", json={"month": month})
-    assert r.status_code == 200 and r.json()["already_done"] is False, r.text
-    state = outbound.get()
-    assert state["outbound_sent_month"] == 0 and state["overage_month"] == 0
-    api.post(path)
-    assert api.post("/outbound/reset-monthly", json={"month": month}).json()["already_done"] is True
-    assert outbound.get()["outbound_sent_month"] == 1
-    bill = api.get("/outbound/billing", params={"month": month}).json()["entries"]
-    mine = [b for b in bill if b["domain_name"] == outbound.domain]
-    assert len(mine) == 1
-    assert (mine[0]["sent"], mine[0]["overage"], mine[0]["bytes"]) == (3, 1, 3000)
-    assert outbound.tenant.get("/outbound/billing").status_code == 403
-
-
 def test_put_user_fields(outbound, tenant):
     alice = outbound.alice
     r = tenant.put(f"/users/{alice}", json={"password": "a new one 2"})
@@ -142,3 +148,24 @@ def test_suppression_check(api, tenant, sql):
     assert r.status_code == 200
     assert r.json() == {"email": "nobody@example.org", "suppressed": False, "reasons": []}
     assert api.get("/suppression/check/not-an-address").status_code == 400
+
+
+def test_suppression_reasons_are_the_masters_only(api, make_tenant, sql):
+    """Tenant A's mail bounced and drew a complaint from an address; tenant B
+    learns that its own mail there would be refused, never why (nor whose)."""
+    a, b = make_tenant(), make_tenant()
+    source = a.domain()
+    victim = f"complained-{source.split('.')[0]}@example.org"
+    for reason in ("bounce", "complaint"):
+        sql("INSERT INTO suppression (email, reason, source_domain, provider) VALUES (%s, %s, %s, 'ses')",
+            (victim, reason, source))
+    try:
+        for tenant in (b, a):
+            r = tenant.get(f"/suppression/check/{victim}")
+            assert r.status_code == 200 and r.json() == {"email": victim, "suppressed": True, "reasons": []}
+            assert source not in r.text and "ses" not in r.text
+        r = api.get(f"/suppression/check/{victim.upper()}")
+        assert r.json() == {"email": victim, "suppressed": True, "reasons": ["bounce", "complaint"]}
+        assert b.get("/suppression", params={"domain": source}).status_code == 403
+    finally:
+        sql("DELETE FROM suppression WHERE email = %s", (victim,))

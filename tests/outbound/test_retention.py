@@ -4,7 +4,10 @@ API, the real Postfix submission service and the real emboux-policyd."""
 
 import pytest
 
-from outbound_helpers import PASSWORD, accepted, wait_until
+from emboux_connector.api.outbound import reset_daily as _reset_daily, reset_monthly as _reset_monthly
+from outbound_helpers import PASSWORD, accepted, closable, wait_until
+
+reset_daily, reset_monthly = _reset_daily.__wrapped__, _reset_monthly.__wrapped__
 
 
 class Owned:
@@ -110,35 +113,41 @@ def test_outbound_suspension_survives_delete_for_every_tenant(owned, submit, api
     assert accepted(submit.send(owned.alice, owned.bob)) == 1
 
 
-def test_reset_daily_while_deleted_does_not_bring_back_yesterday(owned, api, sql, next_day):
+# A reset closes only a period that is over, in order, for the whole platform
+# (tests/outbound/test_resets.py): these two run the reset's own code and the
+# re-create (the INSERT whose triggers restore) in a transaction rolled back.
+def recreate_in(cur, owned):
+    cur.execute("INSERT INTO domains (name, partner_ref) VALUES (%s, %s)", (owned.domain, owned.partner_ref))
+    cur.execute("SELECT c.sent_today, c.sent_month FROM outbound_counters c JOIN domains d "
+                "ON d.id = c.domain_id WHERE d.name = %s", (owned.domain,))
+    return cur.fetchone()
+
+
+def test_reset_daily_while_deleted_does_not_bring_back_yesterday(owned, api, txn):
     owned.set(warmup_profile=None)
     r = api.post(f"/domains/{owned.domain}/outbound/increment", json={"count": 7})
     assert r.status_code == 200, r.text
     owned.delete()
-    day = next_day()
-    r = api.post("/outbound/reset-daily", json={"day": day})
-    assert r.status_code == 200, r.text
-    owned.create()
-    state = owned.get()
-    assert (state["outbound_sent_today"], state["outbound_sent_month"]) == (0, 7)
-    hist = sql("SELECT h.day::text AS day, h.sent FROM outbound_history h JOIN domains d "
-               "ON d.id = h.domain_id WHERE d.name = %s", (owned.domain,))
-    assert hist == [{"day": day, "sent": 7}]
+    day = closable(txn, "daily")
+    r = reset_daily(txn, None, {"day": day})
+    assert r["already_done"] is False, r
+    assert recreate_in(txn, owned) == {"sent_today": 0, "sent_month": 7}
+    txn.execute("SELECT h.day::text AS day, h.sent FROM outbound_history h JOIN domains d "
+                "ON d.id = h.domain_id WHERE d.name = %s", (owned.domain,))
+    assert txn.fetchall() == [{"day": day, "sent": 7}]
 
 
-def test_reset_monthly_while_deleted_bills_the_month(owned, api, next_month):
+def test_reset_monthly_while_deleted_bills_the_month(owned, api, txn):
     r = api.post(f"/domains/{owned.domain}/outbound/increment", json={"count": 4, "bytes": 4000})
     assert r.status_code == 200, r.text
     owned.delete()
-    month = next_month()
-    r = api.post("/outbound/reset-monthly", json={"month": month})
-    assert r.status_code == 200, r.text
-    bill = [e for e in api.get("/outbound/billing", params={"month": month}).json()["entries"]
-            if e["domain_name"] == owned.domain]
-    assert len(bill) == 1 and bill[0]["sent"] == 4 and bill[0]["bytes"] == 4000, bill
-    assert bill[0]["partner_ref"] == owned.partner_ref
-    owned.create()
-    assert owned.get()["outbound_sent_month"] == 0
+    month = closable(txn, "monthly")
+    r = reset_monthly(txn, None, {"month": month})
+    assert r["already_done"] is False, r
+    txn.execute("SELECT sent, bytes, partner_ref FROM outbound_billing WHERE domain_name = %s "
+                "AND to_char(month, 'YYYY-MM') = %s", (owned.domain, month))
+    assert txn.fetchall() == [{"sent": 4, "bytes": 4000, "partner_ref": owned.partner_ref}]
+    assert recreate_in(txn, owned)["sent_month"] == 0
 
 
 def test_another_tenant_starts_afresh_and_cannot_read_the_old_numbers(owned, api, make_tenant):

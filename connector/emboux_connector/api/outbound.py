@@ -8,7 +8,7 @@ import uuid
 from flask import Blueprint
 from marshmallow import fields, validate
 
-from .. import names, schemas
+from .. import names, periods, schemas
 from ..errors import ApiError
 from ..fields import StrictBoolean, StrictInteger, StrictString
 from ..policy import engine
@@ -18,6 +18,9 @@ from ..tenancy import visible_domain
 bp = Blueprint("outbound", __name__)
 
 LIMIT = validate.Range(min=0, max=1_000_000_000)
+# A client may lower these, up to the operator's value (the ceiling), never raise them above it.
+LIMIT_CEILINGS = {"outbound_daily_limit": "outbound_daily_ceiling",
+                  "outbound_monthly_limit": "outbound_monthly_ceiling"}
 MASTER_FIELDS = ("outbound_tier", "outbound_enforcement", "outbound_status", "outbound_status_reason",
                  "warmup_profile", "spike_max_multiplier", "provider", "ses_verified")
 
@@ -62,11 +65,14 @@ class Increment(schemas.Body):
 
 
 class ResetDaily(schemas.Body):
-    day = StrictString(max_length=10, metadata={"description": "YYYY-MM-DD being closed (default: yesterday, UTC)"})
+    day = StrictString(max_length=10, metadata={
+        "description": "YYYY-MM-DD being closed (default: yesterday, UTC): over, and after the last closed day"})
 
 
 class ResetMonthly(schemas.Body):
-    month = StrictString(max_length=7, metadata={"description": "YYYY-MM being frozen (default: last month, UTC)"})
+    month = StrictString(max_length=7, metadata={
+        "description": "YYYY-MM being frozen: over, and the month after the last frozen one (default: that "
+                       "month, or last month (UTC) when it is already frozen)"})
 
 
 class MonthQuery(schemas.Body):
@@ -77,7 +83,9 @@ OUTBOUND_SQL = f"""
 SELECT s.*, c.sent_today, c.sent_month, c.bytes_month, c.overage_today, c.overage_month,
        c.overage_bytes_month, c.spike_warnings_today, c.warmup_day, c.bounce_count, c.complaint_count,
        CASE WHEN c.hour_start = date_trunc('hour', now()) THEN c.sent_hour ELSE 0 END AS sent_hour,
-       d.outbound_tier, d.provider_verified
+       d.outbound_tier, d.provider_verified,
+       coalesce(d.outbound_daily_ceiling, d.outbound_daily_limit) AS daily_ceiling,
+       coalesce(d.outbound_monthly_ceiling, d.outbound_monthly_limit) AS monthly_ceiling
 FROM ({engine.DOMAIN_STATE_SQL}) s
 JOIN domains d ON d.id = s.id
 JOIN outbound_counters c ON c.domain_id = s.id
@@ -100,6 +108,8 @@ def outbound_json(cur, name):
         "outbound_status_reason": r["outbound_status_reason"],
         "outbound_daily_limit": r["outbound_daily_limit"],
         "outbound_monthly_limit": r["outbound_monthly_limit"],
+        "outbound_daily_ceiling": r["daily_ceiling"],
+        "outbound_monthly_ceiling": r["monthly_ceiling"],
         "outbound_sent_today": r["sent_today"],
         "outbound_sent_month": r["sent_month"],
         "outbound_sent_this_hour": r["sent_hour"],
@@ -135,6 +145,10 @@ def get_outbound(cur, caller, name):
 @endpoint(bp, "/domains/<name>/outbound", "PUT", role="either", body=OutboundUpdate,
           summary="Change outbound settings (tier, enforcement, status, warm-up, spike, provider: master only)")
 def put_outbound(cur, caller, name, body):
+    """A client may change its daily and monthly limits only downwards from
+    the operator's values (`outbound_daily_ceiling`, `outbound_monthly_ceiling`),
+    and back up to them: 403 `limit_above_ceiling` above. 0 means unlimited,
+    so a client asking for 0 under a ceiling asks for more."""
     if not body:
         raise ApiError(400, "at least one outbound field is required")
     if not caller.is_master and any(f in body for f in MASTER_FIELDS):
@@ -145,6 +159,14 @@ def put_outbound(cur, caller, name, body):
         col = "provider_verified" if f == "ses_verified" else f
         sets.append(f"{col} = %s")
         params.append(v)
+    for f, ceiling_col in LIMIT_CEILINGS.items():
+        if f not in body:
+            continue
+        # The master's value is the new ceiling (NULL: the limit itself); a
+        # client's keeps the ceiling it stays under.
+        ceiling = None if caller.is_master else _client_limit_ceiling(cur, row["id"], f, ceiling_col, body[f])
+        sets.append(f"{ceiling_col} = %s")
+        params.append(ceiling)
     if "ses_verified" in body:
         sets.append("provider_verified_at = CASE WHEN %s THEN now() END")
         params.append(body["ses_verified"])
@@ -153,6 +175,19 @@ def put_outbound(cur, caller, name, body):
     cur.execute(f"UPDATE domains SET {', '.join(sets)}, updated_at = now() WHERE id = %s",
                 params + [row["id"]])
     return outbound_json(cur, row["name"])
+
+
+def _client_limit_ceiling(cur, domain_id, field, ceiling_col, value):
+    """The ceiling a client's new limit must stay under (403 above it), to be
+    stored with it: the operator's value, 0 = unlimited. A client asking for
+    0 under a ceiling of N asks for more than N."""
+    cur.execute(f"SELECT coalesce({ceiling_col}, {field}) AS ceiling FROM domains WHERE id = %s", (domain_id,))
+    ceiling = cur.fetchone()["ceiling"]
+    if ceiling and not 0 < value <= ceiling:
+        asked = "0 (unlimited)" if value == 0 else str(value)
+        raise ApiError(403, f"{field}: {asked} is above {ceiling}, the limit the operator set; "
+                            f"a client may only lower it (1 to {ceiling})", code="limit_above_ceiling")
+    return None if value == ceiling else ceiling
 
 
 @endpoint(bp, "/domains/<name>/outbound/increment", "POST", role="master", body=Increment,
@@ -180,13 +215,12 @@ def increment(cur, caller, name, body):
             "reason": verdict.reason}
 
 
-def _parse_day(value, default):
-    if value is None:
-        return default
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "day: expected YYYY-MM-DD")
+def _last_closed(cur, kind, before):
+    """The last period closed by a reset of `kind` that lies before `before`
+    (periods named wrongly in the future before this rule existed are ignored)."""
+    cur.execute("SELECT max(period) AS last FROM outbound_resets WHERE kind = %s AND period < %s",
+                (kind, before))
+    return cur.fetchone()["last"]
 
 
 def _parse_month(value, default, field="month"):
@@ -207,15 +241,20 @@ def _utc_today():
           summary="Close a day: store every domain's count in the history, then reset")
 def reset_daily(cur, caller, body):
     """Idempotent per `day`: a second call for the same day changes nothing.
+    The day must be over (UTC) and after the last closed one: 400
+    `period_not_closed` / `period_not_next` (see periods.py).
     The history's last 7 rows feed spike detection; each closed day moves
     warm-up one step."""
-    day = _parse_day(body.get("day"), _utc_today() - dt.timedelta(days=1))
+    today = _utc_today()
+    day = periods.parse_day(body["day"]) if "day" in body else periods.default_day(today)
+    periods.check_day_closed(day, today)
     cur.execute("LOCK TABLE outbound_resets IN SHARE ROW EXCLUSIVE MODE")
     cur.execute("SELECT domains, done_at FROM outbound_resets WHERE kind = 'daily' AND period = %s", (day,))
     done = cur.fetchone()
     if done:
         return {"day": day.isoformat(), "domains": done["domains"], "already_done": True,
                 "done_at": done["done_at"].isoformat()}
+    periods.check_day_order(day, _last_closed(cur, "daily", today))
     # Lock every counters row (the daemons' batches wait a moment), copy, reset.
     cur.execute("SELECT domain_id FROM outbound_counters ORDER BY domain_id FOR UPDATE")
     cur.execute("INSERT INTO outbound_history (domain_id, day, sent, bytes, overage) "
@@ -233,16 +272,25 @@ def reset_daily(cur, caller, body):
 @endpoint(bp, "/outbound/reset-monthly", "POST", role="master", body=ResetMonthly,
           summary="Freeze a month's counters into billing records, then reset")
 def reset_monthly(cur, caller, body):
-    """Idempotent per `month`: a second call for the same month changes nothing."""
-    first = _utc_today().replace(day=1)
-    month = _parse_month(body.get("month"), (first - dt.timedelta(days=1)).replace(day=1))
+    """Idempotent per `month`: a second call for the same month changes nothing.
+    The month must be over and the one after the last frozen month: 400
+    `period_not_closed` / `period_not_next`. Without `month`: the month after
+    the last frozen one while it is over, else last month (see periods.py)."""
+    today = _utc_today()
     cur.execute("LOCK TABLE outbound_resets IN SHARE ROW EXCLUSIVE MODE")
+    last = _last_closed(cur, "monthly", periods.month_start(today))
+    if "month" in body:
+        month = periods.parse_month(body["month"])
+        periods.check_month_closed(month, today)
+    else:
+        month = periods.default_month(last, today)
     cur.execute("SELECT domains, done_at FROM outbound_resets WHERE kind = 'monthly' AND period = %s",
                 (month,))
     done = cur.fetchone()
     if done:
         return {"month": month.strftime("%Y-%m"), "domains": done["domains"], "already_done": True,
                 "done_at": done["done_at"].isoformat()}
+    periods.check_month_order(month, last)
     cur.execute("SELECT domain_id FROM outbound_counters ORDER BY domain_id FOR UPDATE")
     cur.execute(
         "INSERT INTO outbound_billing (domain_id, domain_name, partner_ref, month, sent, bytes, overage, "
@@ -281,8 +329,12 @@ def billing(cur, caller, query):
 
 
 @endpoint(bp, "/suppression/check/<email>", "GET", role="either",
-          summary="Is an address on the suppression list, and why")
+          summary="Is an address on the suppression list (and why: master only)")
 def suppression_check(cur, caller, email):
+    """The list is global: a client learns whether its mail to the address
+    would be refused, never why. A reason (bounce, complaint) says what
+    happened to another tenant's mail, so `reasons` is always empty for a
+    client token; the master sees them."""
     email = email.strip().lower()
     if email.count("@") != 1 or len(email) > 320:
         raise ApiError(400, f"email: invalid email address {email!r}")
@@ -290,4 +342,4 @@ def suppression_check(cur, caller, email):
     email = f"{local}@{names.domain_name(domain, 'email')}"
     cur.execute(engine.SUPPRESSION_SQL, (email,))
     reasons = [r["reason"] for r in cur.fetchall()]
-    return {"email": email, "suppressed": bool(reasons), "reasons": reasons}
+    return {"email": email, "suppressed": bool(reasons), "reasons": reasons if caller.is_master else []}

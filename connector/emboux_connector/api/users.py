@@ -81,19 +81,28 @@ def _sender_pattern(value):
 
 
 @endpoint(bp, "/users/<email>", "PUT", role="either", body=schemas.UserUpdate,
-          summary="Change a mailbox's password (stored only as a hash), spoofing whitelist "
-                  "or submission_disabled")
+          summary="Change a mailbox's password (stored only as a hash), spoofing whitelist, "
+                  "submission_disabled or active")
 def update_user(cur, caller, email, body):
-    fields = ("password", "spoofing_whitelist", "submission_disabled")
+    """`active: false` disables the mailbox without deleting anything: IMAP,
+    POP and SMTP AUTH logins are refused (Dovecot reads active mailboxes
+    only) and mail to it is refused at RCPT with 550 5.2.1 (Postfix,
+    pgsql-disabled-mailboxes.cf); `active: true` restores both at once."""
+    fields = ("password", "spoofing_whitelist", "submission_disabled", "active")
     if not any(f in body for f in fields):
         raise ApiError(400, "password: Missing data for required field "
-                            "(or spoofing_whitelist, submission_disabled).")
+                            "(or spoofing_whitelist, submission_disabled, active).")
     box = visible_mailbox(cur, caller, names.address(email)[0], lock=True)
     out = {}
     if "password" in body:
         cur.execute("UPDATE mailboxes SET password_hash = %s, updated_at = now() WHERE id = %s",
                     (passwords.hash_password(body["password"]), box["id"]))
         out["message"] = "Password updated"
+    if "active" in body:
+        cur.execute("UPDATE mailboxes SET active = %s, updated_at = now() WHERE id = %s "
+                    "RETURNING email, active", (body["active"], box["id"]))
+        out.update(cur.fetchone())
+        out.setdefault("message", "User enabled" if body["active"] else "User disabled")
     if "spoofing_whitelist" in body or "submission_disabled" in body:
         sets, params = [], []
         if "spoofing_whitelist" in body:

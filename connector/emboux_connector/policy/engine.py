@@ -267,9 +267,11 @@ def mailbox_check(email, submission_disabled):
 
 
 def recipient_check(recipient, reasons):
+    # The list is global: the reason (bounce, complaint) tells what happened
+    # to another tenant's mail, so the sender is not told it (master only).
     if reasons:
-        return refuse("550 5.1.1", f"Recipient {recipient} is on the suppression list "
-                                   f"({', '.join(reasons)}); not sent", "suppressed")
+        return refuse("550 5.1.1", f"Recipient {recipient} is on the suppression list; not sent",
+                      "suppressed")
     return None
 
 
