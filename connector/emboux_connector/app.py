@@ -8,6 +8,7 @@ from .config import Config
 from .db import Database
 from .errors import register_error_handlers
 from .tenancy import reconcile_domains_used
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,9 @@ def create_app(config=None, reconcile=True):
     app.json.sort_keys = False
     app.url_map.strict_slashes = False
     app.extensions["emboux_db"] = Database(config.maildb_dsn, config.pool_max)
+    # failed API authentications per client address (throttle.py); a
+    # malformed AUTH_FAILURE_LIMIT stops start-up
+    app.extensions["emboux_auth_throttle"] = Throttle.from_env()
     register_error_handlers(app)
     from .api import BLUEPRINTS
     for bp in BLUEPRINTS:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 
 from .errors import ApiError
+from .throttle import throttle
 
 # How often last_used_at is written: not on every request, to keep reads cheap.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -34,6 +35,19 @@ def authenticate(cur):
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise ApiError(403, "Invalid authorization header format")
+    # Brute force is slowed (throttle.py): an address that failed too often
+    # is refused before its token is checked; only failures count.
+    guard = throttle()
+    addr = guard.client_address()
+    guard.check(addr)
+    try:
+        return _check_token(cur, token)
+    except ApiError:
+        guard.failed(addr)
+        raise
+
+
+def _check_token(cur, token):
     master = current_app.config["EMBOUX"].api_key
     if hmac.compare_digest(token.encode(), master.encode()):
         return Caller(is_master=True)

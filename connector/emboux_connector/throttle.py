@@ -1,0 +1,84 @@
+"""Failed API authentications, slowed per client address (issue 9).
+
+Guessing tokens was free: 750 bad tokens in 2 s, never a 429. Now every
+failed authentication (a token that is unknown, deactivated or expired) is
+counted against the client's address with the `limits` library (moving
+window). Once an address is over AUTH_FAILURE_LIMIT, EVERY request from it is
+refused with 429, `Retry-After` and {"detail", "code": "rate_limited"} before
+its token is even looked at -- otherwise the difference between 429 and 200
+would still tell a guesser when a guess is right. Successful requests count
+nothing, and other addresses are never slowed by one address's failures.
+
+Settings (environment):
+  AUTH_FAILURE_LIMIT   limits' notation, default "30/minute;300/hour"
+  AUTH_LIMIT_STORAGE   limits' storage URI, default "memory://": each gunicorn
+                       worker process counts on its own, so with W workers an
+                       address may fail up to W x the limit before every
+                       worker refuses it (the dev stack and the container run
+                       3). A shared store (redis://, memcached://) makes the
+                       limit exact across workers and hosts.
+  API_TRUSTED_PROXIES  comma-separated proxy addresses whose X-Forwarded-For
+                       is believed (its last hop is the client). Default
+                       none: the header is ignored, so a client cannot pick
+                       the address it is counted under.
+"""
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+from flask import current_app, request
+from limits import parse_many, storage, strategies
+
+from .errors import ApiError
+
+DEFAULT_LIMIT = "30/minute;300/hour"
+NAMESPACE = "auth-failure"
+
+
+@dataclass
+class Throttle:
+    limits: list
+    limiter: object
+    trusted_proxies: frozenset
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        spec = env.get("AUTH_FAILURE_LIMIT") or DEFAULT_LIMIT
+        try:
+            items = parse_many(spec)
+        except ValueError as exc:
+            raise ValueError(f"AUTH_FAILURE_LIMIT: {exc}") from None
+        store = storage.storage_from_string(env.get("AUTH_LIMIT_STORAGE") or "memory://")
+        proxies = frozenset(p.strip() for p in (env.get("API_TRUSTED_PROXIES") or "").split(",") if p.strip())
+        return cls(items, strategies.MovingWindowRateLimiter(store), proxies)
+
+    def client_address(self):
+        addr = request.remote_addr or "unknown"
+        if addr in self.trusted_proxies:
+            hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+            if hops:
+                return hops[-1]
+        return addr
+
+    def check(self, addr):
+        """429 when the address has used up a limit; nothing counted."""
+        blocked = [item for item in self.limits if not self.limiter.test(item, NAMESPACE, addr)]
+        if not blocked:
+            return
+        now = time.time()
+        wait = max(self.limiter.get_window_stats(item, NAMESPACE, addr).reset_time - now
+                   for item in blocked)
+        raise ApiError(429, "Too many failed authentication attempts, try again later",
+                       code="rate_limited", headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+    def failed(self, addr):
+        for item in self.limits:
+            self.limiter.hit(item, NAMESPACE, addr)
+
+
+def throttle():
+    """The app's Throttle (one per process, made by create_app)."""
+    return current_app.extensions["emboux_auth_throttle"]
