@@ -78,8 +78,7 @@ class DomainState:
 
 # One query per domain: its settings, the parent's verification, and the
 # average of its last 7 history rows (an index range scan: flat cost however
-# long the history grows). A domain whose ownership is pending is not hosted
-# (migration 0007): a squatter's settings never apply to senders of its name.
+# long the history grows).
 DOMAIN_STATE_SQL = """
 SELECT d.id, d.name, d.status, d.outbound_status, d.outbound_status_reason, d.provider,
        (d.provider = 'local' OR d.provider_verified
@@ -93,8 +92,12 @@ CROSS JOIN LATERAL (
     SELECT count(*) AS days, coalesce(avg(x.sent), 0)::float8 AS avg
     FROM (SELECT sent FROM outbound_history WHERE domain_id = d.id ORDER BY day DESC LIMIT 7) x
 ) h
-WHERE d.name = %s AND d.ownership <> 'pending'
+WHERE d.name = %s
 """
+# The daemon's lookup of a sender's (or login's) domain: one whose ownership
+# is pending is not hosted here (migration 0007), so a squatter's settings
+# never apply to the senders of a name it has not proved.
+HOSTED_DOMAIN_STATE_SQL = DOMAIN_STATE_SQL.rstrip() + " AND d.ownership <> 'pending'\n"
 
 MAILBOX_SQL = "SELECT email, active, submission_disabled FROM mailboxes WHERE email = %s"
 SUPPRESSION_SQL = "SELECT reason FROM suppression WHERE email = %s ORDER BY reason"
