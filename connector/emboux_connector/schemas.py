@@ -84,6 +84,8 @@ class PartnerQuotas(Body):
     domains_allowed = StrictInteger(validate=QUOTA)
     mailboxes_per_domain = StrictInteger(validate=QUOTA)
     aliases_per_mailbox = StrictInteger(validate=QUOTA)
+    alias_external_destinations = StrictInteger(validate=QUOTA, metadata={
+        "description": "most destinations outside EmBoux (forwards) one alias may have (default 10, 0 = unlimited)"})
 
 
 class ApiKeyUpdate(PartnerQuotas):

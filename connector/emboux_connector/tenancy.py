@@ -97,7 +97,7 @@ def partner_quotas(cur, partner_ref):
     return cur.fetchone()
 
 
-QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
+QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox", "alias_external_destinations")
 
 
 def set_partner_quotas(cur, partner_ref, body):

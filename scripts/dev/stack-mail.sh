@@ -8,12 +8,13 @@
 #   var/mail/tls                    self-signed certificate
 #   var/vmail/<domain>/<local>      the mail store (EMBOUX_VMAIL_DIR to move it)
 #   var/log/{postfix,dovecot}.log
+#   var/mail/srs.secret             postsrsd's key (SRS for forwarded mail; var/log/postsrsd.log)
 
 MAIL_DIR="$VAR/mail"
 MAIL_ETC="$MAIL_DIR/etc"
 POSTFIX_CONF_DIR="$MAIL_ETC/postfix"
 DOVECOT_CONF="$MAIL_ETC/dovecot/dovecot.conf"
-MAIL_PKGS="postfix postfix-pgsql dovecot-imapd dovecot-lmtpd dovecot-pgsql openssl"
+MAIL_PKGS="postfix postfix-pgsql dovecot-imapd dovecot-lmtpd dovecot-pgsql openssl postsrsd"
 
 mail_install() {
     local need=0 p
@@ -28,7 +29,7 @@ mail_install() {
     # A host with an init system may have started the system instances: ours
     # are private, the system ones would only hold 25/143/993.
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-        systemctl disable --now dovecot postfix >/dev/null 2>&1 || true
+        systemctl disable --now dovecot postfix postsrsd >/dev/null 2>&1 || true
     fi
 }
 
@@ -48,6 +49,12 @@ mail_vars() {
     export VMAIL_DIR=${EMBOUX_VMAIL_DIR:-$VAR/vmail} VMAIL_UID=${EMBOUX_VMAIL_UID:-5000} VMAIL_GID=${EMBOUX_VMAIL_GID:-5000}
     export TLS_CERT="$MAIL_DIR/tls/cert.pem" TLS_KEY="$MAIL_DIR/tls/key.pem"
     export MESSAGE_SIZE_LIMIT=${EMBOUX_MESSAGE_SIZE_LIMIT:-52428800} RELAYHOST=${EMBOUX_RELAYHOST:-}
+    # postsrsd (SRS for forwarded mail, main.cf "forwarding"): a private
+    # instance on loopback; its SRS domain is the platform's host name.
+    export SRS_HOST=127.0.0.1 SRS_DOMAIN=${EMBOUX_SRS_DOMAIN:-$MAIL_HOSTNAME}
+    export SRS_FORWARD_PORT SRS_REVERSE_PORT
+    SRS_FORWARD_PORT=$(env_port SRS_FORWARD_PORT 10043)
+    SRS_REVERSE_PORT=$(env_port SRS_REVERSE_PORT 10044)
     # Every test connects from 127.0.0.1: no failed-login delay or penalty here.
     export AUTH_FAILURE_DELAY=0 AUTH_PENALTY_SOCKET_MODE=0
     # The DB coordinates, from the DSNs ./dev wrote (postgresql://user:pw@host:port/db).
@@ -107,6 +114,25 @@ mail_dirs() {
     touch "$POSTFIX_LOG" "$DOVECOT_LOG"
 }
 
+# postsrsd: started before Postfix (port 25's cleanup asks it for every
+# message), restarted when its domain changed.
+SRS_SECRET="$MAIL_DIR/srs.secret"
+srs_up() {
+    local want="$SRS_DOMAIN $SRS_FORWARD_PORT $SRS_REVERSE_PORT"
+    if pid_alive postsrsd && [ "$(cat "$RUN/postsrsd.conf" 2>/dev/null)" = "$want" ]; then return 0; fi
+    pid_stop postsrsd
+    if [ ! -s "$SRS_SECRET" ]; then
+        (umask 077; head -c 32 /dev/urandom | base64 >"$SRS_SECRET")
+    fi
+    say "starting postsrsd (SRS domain $SRS_DOMAIN, 127.0.0.1:$SRS_FORWARD_PORT/$SRS_REVERSE_PORT)"
+    postsrsd -s"$SRS_SECRET" -d"$SRS_DOMAIN" -l"$SRS_HOST" -f"$SRS_FORWARD_PORT" -r"$SRS_REVERSE_PORT" \
+        -unobody -4 -p"$RUN/postsrsd.pid" -D >>"$LOG/postsrsd.log" 2>&1 || die "postsrsd did not start (see $LOG/postsrsd.log)"
+    wait_port "$SRS_HOST" "$SRS_FORWARD_PORT" 10 && wait_port "$SRS_HOST" "$SRS_REVERSE_PORT" 5 \
+        || die "postsrsd not listening (see $LOG/postsrsd.log)"
+    echo "$want" >"$RUN/postsrsd.conf"
+    env_set SRS_DOMAIN "$SRS_DOMAIN"
+}
+
 postfix_pid() { sed 's/ //g' "$POSTFIX_QUEUE_DIR/pid/master.pid" 2>/dev/null; }
 dovecot_pid() { cat "$DOVECOT_BASE_DIR/master.pid" 2>/dev/null; }
 # Running or not, as the servers' own PID files say (they may have been
@@ -123,6 +149,7 @@ stack_mail_up() {
     mail_cert
     mail_dirs
     mail_render
+    srs_up
     # Dovecot first: Postfix delivers to its LMTP socket.
     if mail_track dovecot; then
         case " $MAIL_CHANGED " in *" dovecot "*) say "reloading Dovecot"; doveadm -c "$DOVECOT_CONF" reload ;; esac
@@ -171,6 +198,7 @@ stack_mail_down() {
         pid_stop dovecot 15
     fi
     rm -f "$RUN/dovecot.pid"
+    pid_stop postsrsd; rm -f "$RUN/postsrsd.conf"
 }
 
 stack_mail_status() {

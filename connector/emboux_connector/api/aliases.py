@@ -52,6 +52,25 @@ def _check_alias_quota(cur, dom):
         raise ApiError(403, f"Alias quota exceeded: {row['used']}/{allowed}")
 
 
+def _check_external_destinations(cur, dom, destinations):
+    """An alias may forward to at most alias_external_destinations addresses
+    outside EmBoux (the tenant's quota; 0 = unlimited): each one is a
+    delivery counted against the domain's outbound caps (docs/outbound.md,
+    "Forwarding"). Hosted = a domain the mail server routes here."""
+    partner = partner_quotas(cur, dom["partner_ref"])
+    limit = partner["alias_external_destinations"] if partner else 0
+    if not limit:
+        return
+    cur.execute("SELECT name FROM mailserver.domains WHERE name = ANY(%s)",
+                (sorted({d.rsplit("@", 1)[1] for d in destinations}),))
+    hosted = {r["name"] for r in cur.fetchall()}
+    external = [d for d in destinations if d.rsplit("@", 1)[1] not in hosted]
+    if len(external) > limit:
+        raise ApiError(403, f"External destination quota exceeded: {len(external)}/{limit} addresses "
+                            f"outside EmBoux for one alias (alias_external_destinations)",
+                       code="quota_exceeded")
+
+
 @endpoint(bp, "/aliases/", "POST", role="either", body=schemas.AliasCreate, status=201,
           summary="Create or update an alias (source @domain = catch-all)")
 def create_alias(cur, caller, body):
@@ -69,6 +88,7 @@ def create_alias(cur, caller, body):
     current = [r["destination"] for r in cur.fetchall()]
     if not current:
         _check_alias_quota(cur, dom)
+    _check_external_destinations(cur, dom, destinations)
     cur.execute("DELETE FROM aliases WHERE source = %s AND NOT destination = ANY(%s)",
                 (source, destinations))
     for dest in destinations:

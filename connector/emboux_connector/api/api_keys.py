@@ -15,7 +15,7 @@ bp = Blueprint("api_keys", __name__)
 
 _KEY = ("SELECT k.id, k.token_hint, k.partner_ref, k.active, k.expires_at, k.created_at, "
         "k.last_used_at, p.domains_allowed, p.domains_used, p.mailboxes_per_domain, "
-        "p.aliases_per_mailbox FROM api_keys k JOIN partners p USING (partner_ref) ")
+        "p.aliases_per_mailbox, p.alias_external_destinations FROM api_keys k JOIN partners p USING (partner_ref) ")
 
 
 def key_json(row, token=None):

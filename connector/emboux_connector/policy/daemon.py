@@ -34,7 +34,7 @@ import uuid
 
 import asyncpg
 
-from . import engine, workers
+from . import engine, forwarding, workers
 from .engine import Message, Settings, dollar
 
 log = logging.getLogger("emboux.policyd")
@@ -127,6 +127,7 @@ class Policy:
         self._listener_task = None
         self._stop = asyncio.Event()
         self.stats = {"requests": 0, "batches": 0, "db_errors": 0}
+        self.forwarding = forwarding.Forwarding(self)   # port 25 aliases that leave (forwarding.py)
 
     # --- DB plumbing -----------------------------------------------------------
     async def start(self):
@@ -315,6 +316,8 @@ class Policy:
         """The action for one request: a string, or a coroutine when the cache
         is cold or the message must be counted."""
         self.stats["requests"] += 1
+        if req.get("policy_context") == forwarding.CONTEXT:
+            return self.forwarding.decide(req)
         if not self.healthy:
             return self.settings.db_down_action
         state = req.get("protocol_state", "").upper()
@@ -385,11 +388,15 @@ class Policy:
         key = (f"{qid}:{req.get('instance', '')}:{login}" if qid else uuid.uuid4().hex)
         if "\t" in key:
             key = key.replace("\t", " ")       # a field separator in CONFIRM_SQL
-        msg = Message(key=key, state=acct, units=units, nbytes=nbytes)
-        if acct.enforcement == "hard":
-            if key in self.recent:
+        return self.count_message(Message(key=key, state=acct, units=units, nbytes=nbytes))
+
+    def count_message(self, msg):
+        """Count an accepted message: "DUNNO" at once when it fits this
+        process's lease, else a coroutine (the next batch) giving the action."""
+        if msg.state.enforcement == "hard":
+            if msg.key in self.recent:
                 return "DUNNO"                  # a repeated request: counted once
-            lease = self.leases.get(acct.id)
+            lease = self.leases.get(msg.state.id)
             if lease is not None and lease.fits(msg, time.monotonic()):
                 self._consume(lease, msg)
                 return "DUNNO"
@@ -716,7 +723,7 @@ class Lease:
 
 # The attributes a decision reads; smtpd sends about thirty, one per line.
 ATTRIBUTES = ("request", "protocol_state", "sasl_username", "sender", "recipient",
-              "recipient_count", "size", "queue_id", "instance")
+              "recipient_count", "size", "queue_id", "instance", "policy_context")
 _NEEDLES = tuple((name, b"\n" + name.encode() + b"=", len(name) + 2) for name in ATTRIBUTES)
 
 
