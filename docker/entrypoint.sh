@@ -33,5 +33,13 @@ dovecot -c "$ETC/dovecot/dovecot.conf"
 # the milter is down (never sends it unsigned).
 chgrp -R opendkim "$ETC/opendkim" && chmod 750 "$ETC/opendkim"
 opendkim -x "$ETC/opendkim/opendkim.conf"
+# SRS for forwarded mail (same invocation as scripts/dev/stack-mail.sh):
+# port 25's cleanup asks it for every message, so it starts before Postfix.
+if [ ! -s "$SRS_SECRET" ]; then
+    mkdir -p "$(dirname "$SRS_SECRET")"
+    (umask 077; head -c 32 /dev/urandom | base64 >"$SRS_SECRET")
+fi
+postsrsd -s"$SRS_SECRET" -d"$SRS_DOMAIN" -l"$SRS_HOST" -f"$SRS_FORWARD_PORT" -r"$SRS_REVERSE_PORT" \
+    -unobody -4 -D
 postfix -c "$ETC/postfix" check || true
 exec postfix -c "$ETC/postfix" start-fg
