@@ -23,6 +23,9 @@
         "views/res_config_settings_views.xml",
         "views/emboux_menus.xml",
     ],
+    "assets": {
+        "web.assets_backend": ["emboux_core/static/src/views/archive_confirm.js"],
+    },
     "installable": True,
     "application": True,
 }

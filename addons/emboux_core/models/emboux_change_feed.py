@@ -103,6 +103,10 @@ class EmbouxChangeFeed(models.AbstractModel):
             if record:
                 if record.tenant_id != tenant:
                     vals["tenant_id"] = tenant.id
+                if not record.active and vals["state"] == "suspended":
+                    # archived in Odoo = suspended on the platform (the echo of
+                    # our own archive): it stays archived, with its own state
+                    del vals["active"], vals["state"]
                 record.write(vals)
                 return 1
             Model.create(dict(vals, name=cur["name"], tenant_id=tenant.id))

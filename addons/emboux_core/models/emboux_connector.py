@@ -69,8 +69,17 @@ class EmbouxConnector(models.AbstractModel):
         return self._platform_call("/outbound/reset-daily", "daily outbound counter reset")
 
     @api.model
-    def _cron_outbound_reset_monthly(self):
-        return self._platform_call("/outbound/reset-monthly", "monthly outbound counter reset")
+    def _cron_outbound_reset_monthly(self, max_months=12):
+        """The connector freezes months in order, and by default the month
+        after the last frozen one: after a missed run, call until it answers
+        `already_done` (last month frozen), so the backlog is caught up now
+        rather than one month late for ever."""
+        result = None
+        for _month in range(max_months):
+            result = self._platform_call("/outbound/reset-monthly", "monthly outbound counter reset")
+            if not isinstance(result, dict) or result.get("already_done"):
+                break
+        return result
 
     @api.model
     def _cron_retention_purge(self):

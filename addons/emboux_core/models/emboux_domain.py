@@ -16,7 +16,11 @@ class EmbouxDomain(models.Model):
     tenant_id = fields.Many2one("emboux.tenant", required=True, index=True, tracking=True, ondelete="restrict")
     partner_id = fields.Many2one(related="tenant_id.partner_id", store=True, string="Customer")
     company_id = fields.Many2one(related="tenant_id.company_id", store=True, index=True)
-    active = fields.Boolean(default=True, help="Archived: deleted on the mail platform by someone else.")
+    active = fields.Boolean(default=True, tracking=True,
+                            help="Archived: suspended on the mail platform (mail to the domain and its "
+                                 "mailboxes' logins refused, nothing deleted; unarchive to resume, unless the "
+                                 "domain is suspended here too). A domain deleted on the platform by someone "
+                                 "else is archived too.")
     state = fields.Selection([("active", "Active"), ("suspended", "Suspended")], default="active",
                              required=True, tracking=True)
     retention_days = fields.Integer(default=0, tracking=True, help="Mail older than this is purged daily. 0 = keep.")
@@ -57,7 +61,7 @@ class EmbouxDomain(models.Model):
         for dom in domains:
             dom._emboux_enqueue("domain.create", "POST", "/domains/",
                                 {"name": dom.name, "partner_ref": dom.tenant_id.partner_ref})
-            if dom.state == "suspended":
+            if dom._emboux_platform_suspended():
                 dom._emboux_enqueue("domain.suspend", "PUT", f"/domains/{dom._q()}/suspend")
             if dom.retention_days:
                 dom._emboux_enqueue("domain.retention", "PUT", f"/domains/{dom._q()}/retention",
@@ -103,6 +107,7 @@ class EmbouxDomain(models.Model):
                                       dom.name))
             vals = {k: v for k, v in vals.items() if k != "name"}
         old_tenant = {d.id: d.tenant_id for d in self}
+        old_active = {d.id: d.active for d in self}
         res = super().write(vals)
         if not sync:
             return res
@@ -110,8 +115,8 @@ class EmbouxDomain(models.Model):
             if "tenant_id" in vals and old_tenant[dom.id] != dom.tenant_id:
                 dom._emboux_enqueue("domain.owner", "PUT", f"/domains/{dom._q()}/owner",
                                     {"partner_ref": dom.tenant_id.partner_ref})
-            if "state" in vals:
-                verb = "suspend" if dom.state == "suspended" else "activate"
+            if "state" in vals or dom.active != old_active[dom.id]:
+                verb = "suspend" if dom._emboux_platform_suspended() else "activate"
                 dom._emboux_enqueue(f"domain.{verb}", "PUT", f"/domains/{dom._q()}/{verb}")
             if "retention_days" in vals:
                 dom._emboux_enqueue("domain.retention", "PUT", f"/domains/{dom._q()}/retention",
@@ -126,6 +131,11 @@ class EmbouxDomain(models.Model):
             for dom in self:
                 dom._emboux_enqueue("domain.delete", "DELETE", f"/domains/{dom._q()}")
         return super().unlink()
+
+    def _emboux_platform_suspended(self):
+        """Archived is suspended on the platform too (a real disable, reversible):
+        mail refused, logins refused, nothing deleted."""
+        return self.state == "suspended" or not self.active
 
     def _emboux_job_done(self, job, result):
         if job.kind == "domain.create" and isinstance(result, dict) and result.get("id"):

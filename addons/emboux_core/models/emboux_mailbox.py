@@ -17,7 +17,10 @@ class EmbouxMailbox(models.Model):
     company_id = fields.Many2one(related="domain_id.company_id", store=True, index=True)
     local_part = fields.Char("Name before @", required=True)
     email = fields.Char(compute="_compute_email", store=True, index=True, readonly=True)
-    active = fields.Boolean(default=True, help="Archived: deleted on the mail platform by someone else.")
+    active = fields.Boolean(default=True, tracking=True,
+                            help="Archived: disabled on the mail platform (logins and new mail refused, the "
+                                 "mail it holds kept; unarchive to enable it again). A mailbox deleted on the "
+                                 "platform by someone else is archived too.")
     # Write-only: accepted by create/write, sent to the connector (sealed in
     # the sync job until it is), never stored in a column of this table.
     password = fields.Char(compute="_compute_password", inverse="_inverse_password", store=False,
@@ -100,6 +103,8 @@ class EmbouxMailbox(models.Model):
             box._emboux_enqueue("mailbox.create", "POST", "/users/",
                                 {"domain_name": box.domain_id.name, "email": box.email, "quota_mb": box.quota_mb},
                                 secret=pw)
+            if not box.active:
+                box._emboux_enqueue_active()
         catch_all = boxes.filtered("catch_all")
         if catch_all:
             catch_all._emboux_install_catch_all()
@@ -163,6 +168,7 @@ class EmbouxMailbox(models.Model):
         if pw and sync:
             self._emboux_check(names.check_password, pw)
         old_catch_all = {b.id: b.catch_all for b in self}
+        old_active = {b.id: b.active for b in self}
         res = super().write(vals) if vals else True
         if not sync:
             return res
@@ -172,12 +178,19 @@ class EmbouxMailbox(models.Model):
                 box.message_post(body=_("Password changed."))
             if "quota_mb" in vals:
                 box._emboux_enqueue("mailbox.quota", "PUT", f"/users/{box._q()}/quota", {"quota_mb": box.quota_mb})
+            if box.active != old_active[box.id]:
+                box._emboux_enqueue_active()
         if "catch_all" in vals:
             turned_on = self.filtered(lambda b: b.catch_all and not old_catch_all[b.id])
             turned_off = self.filtered(lambda b: not b.catch_all and old_catch_all[b.id])
             turned_on._emboux_install_catch_all()
             turned_off._emboux_remove_catch_all()
         return res
+
+    def _emboux_enqueue_active(self):
+        """Archive = disable on the platform (logins refused, new mail refused
+        with 550 5.2.1, stored mail kept); unarchive = enable again."""
+        self._emboux_enqueue("mailbox.active", "PUT", f"/users/{self._q()}", {"active": self.active})
 
     def _emboux_install_catch_all(self):
         Alias = self.env["emboux.alias"]

@@ -3,3 +3,4 @@ from . import test_validation
 from . import test_security
 from . import test_committed
 from . import test_platform
+from . import test_archive
