@@ -120,6 +120,14 @@ class TestSyncHooks(EmbouxCase):
                          (20, 5, 3))
         self.assertEqual(got["api_keys"]["total"], 0, "no helper API key any more")
 
+    def test_tenant_outside_destination_quota_reaches_the_connector(self):
+        self.assertEqual(self.tenant.alias_external_destinations, 10)
+        self.tenant.write({"alias_external_destinations": 3})
+        self.flush_queue()
+        self.assertEqual(self.tenant.sync_state, "synced")
+        got = api("GET", f"/partners/{self.tenant.partner_ref}").json()
+        self.assertEqual(got["alias_external_destinations"], 3)
+
     def test_tenant_quotas_reach_the_connector(self):
         self.env.cr.precommit.run()
         self.tenant.write({"mailboxes_per_domain": 7, "domains_allowed": 9, "aliases_per_mailbox": 4})
