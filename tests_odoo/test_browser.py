@@ -1,8 +1,9 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""Through the back office, as a user would: create a domain and a mailbox
-with the catch-all ticked in Odoo's forms (Debian's Chromium driven by
-Playwright), then log in over IMAP with that password and receive mail sent
-to an unknown address of the domain (the catch-all)."""
+"""Through the back office, as a user would: create a domain (it waits for its
+ownership proof; the manager vouches for it) and a mailbox with the catch-all
+ticked in Odoo's forms (Debian's Chromium driven by Playwright), then log in
+over IMAP with that password and receive mail sent to an unknown address of
+the domain (the catch-all)."""
 
 import imaplib
 import smtplib
@@ -70,6 +71,26 @@ def test_domain_and_catch_all_mailbox_through_the_forms(env, odoo, tenant, page)
     page.locator("div[name=name] input").fill(domain)
     pick_many2one(page, "tenant_id", tenant["name"])
     save(page)
+    # Odoo asked the platform for an ownership proof: once the create is
+    # applied, the form shows the TXT record to publish
+    for _ in range(50):
+        dom = odoo("emboux.domain", "search_read", [("name", "=", domain)],
+                   fields=["sync_state", "ownership", "ownership_record_value"])
+        if dom[0]["sync_state"] != "pending":
+            break
+        time.sleep(0.2)
+    assert dom[0]["ownership"] == "pending" and dom[0]["ownership_record_value"].startswith("emboux-verify="), dom
+    page.reload()
+    expect(page.locator("div[name=ownership_record_value]")).to_contain_text(dom[0]["ownership_record_value"])
+    # nobody can publish DNS for this test name: the manager vouches, explicitly
+    page.locator("button[name=action_vouch_ownership]").click()
+    page.locator(".modal-footer .btn-primary").click()
+    for _ in range(50):
+        dom = odoo("emboux.domain", "search_read", [("name", "=", domain)], fields=["sync_state", "ownership"])
+        if dom[0]["ownership"] == "vouched" and dom[0]["sync_state"] == "synced":
+            break
+        time.sleep(0.2)
+    assert dom[0]["ownership"] == "vouched" and dom[0]["sync_state"] == "synced", dom
 
     page.goto(f"{base}/odoo/action-emboux_core.emboux_mailbox_action/new")
     page.locator("div[name=local_part] input").fill("Boss")

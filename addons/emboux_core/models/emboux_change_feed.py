@@ -99,6 +99,8 @@ class EmbouxChangeFeed(models.AbstractModel):
             vals = dict(synced, active=True, state=cur.get("status") or "active",
                         retention_days=cur.get("retention_days") or 0,
                         transfer_monthly_mb=cur.get("transfer_monthly_mb") or 0, remote_id=cur.get("id"))
+            if cur.get("ownership"):   # proved through the API (or vouched) since
+                vals["ownership"] = cur["ownership"]
             tenant = self._tenant(cur["partner_ref"])
             if record:
                 if record.tenant_id != tenant:

@@ -1,8 +1,11 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+from datetime import datetime, timezone
+
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..services import names
+from ..services.connector_client import ConnectorError
 
 
 class EmbouxDomain(models.Model):
@@ -30,6 +33,21 @@ class EmbouxDomain(models.Model):
     alias_ids = fields.One2many("emboux.alias", "domain_id", string="Aliases")
     mailbox_count = fields.Integer(compute="_compute_counts")
     alias_count = fields.Integer(compute="_compute_counts")
+    # Ownership (docs/domain-ownership.md): the platform routes no mail for a
+    # domain until its owner proved control of its DNS or a manager vouched.
+    ownership = fields.Selection(
+        [("pending", "Waiting for proof"), ("verified", "Verified (DNS)"), ("vouched", "Vouched for")],
+        readonly=True, copy=False, tracking=True,
+        help="Waiting for proof: the mail platform delivers nothing to this domain and its mailboxes cannot "
+             "log in until the TXT record below is published in the domain's DNS (then Check ownership), or "
+             "a manager vouches for it. Empty: not known yet (created before ownership checks existed, or "
+             "not sent to the platform yet).")
+    ownership_record_name = fields.Char("TXT record name", readonly=True, copy=False)
+    ownership_record_value = fields.Char("TXT record value", readonly=True, copy=False)
+    ownership_method = fields.Char("Proved by", readonly=True, copy=False,
+                                   help="dns_txt, parent (a wildcard parent's), operator, transfer, grandfathered")
+    ownership_by = fields.Char("Proved or vouched by", readonly=True, copy=False)
+    ownership_at = fields.Datetime("Ownership since", readonly=True, copy=False)
 
     _name_unique = models.Constraint("UNIQUE (name)", "This domain is already managed in Odoo.")
     _settings_positive = models.Constraint("CHECK (retention_days >= 0 AND transfer_monthly_mb >= 0)",
@@ -59,8 +77,13 @@ class EmbouxDomain(models.Model):
             domains.with_context(emboux_no_sync=True).write({"sync_state": "synced"})
             return domains
         for dom in domains:
+            # Odoo creates with the master token, which the platform takes as the
+            # operator vouching -- but the customer typed the name (a portal will
+            # too): ask for the DNS proof; a manager may vouch explicitly.
+            dom.with_context(emboux_no_sync=True).sudo().write({"ownership": "pending"})
             dom._emboux_enqueue("domain.create", "POST", "/domains/",
-                                {"name": dom.name, "partner_ref": dom.tenant_id.partner_ref})
+                                {"name": dom.name, "partner_ref": dom.tenant_id.partner_ref,
+                                 "require_ownership_proof": True})
             if dom._emboux_platform_suspended():
                 dom._emboux_enqueue("domain.suspend", "PUT", f"/domains/{dom._q()}/suspend")
             if dom.retention_days:
@@ -140,6 +163,59 @@ class EmbouxDomain(models.Model):
     def _emboux_job_done(self, job, result):
         if job.kind == "domain.create" and isinstance(result, dict) and result.get("id"):
             self.with_context(emboux_no_sync=True).sudo().write({"remote_id": result["id"]})
+        if job.kind in ("domain.create", "domain.vouch"):
+            self._emboux_store_ownership(result)
+
+    # --- ownership ---------------------------------------------------------------
+    def _emboux_store_ownership(self, result):
+        """Keep the platform's ownership fields (a domain's JSON, or the
+        ownership endpoints' answer) on the record."""
+        if not isinstance(result, dict) or not result.get("ownership"):
+            return
+        record = result.get("ownership_record") or {}
+        at = result.get("ownership_at")
+        vals = {"ownership": result["ownership"],
+                "ownership_record_name": record.get("name") or False,
+                "ownership_record_value": record.get("value") or False,
+                "ownership_method": result.get("ownership_method") or False,
+                "ownership_by": result.get("ownership_by") or False,
+                "ownership_at": (datetime.fromisoformat(at).astimezone(timezone.utc).replace(tzinfo=None)
+                                 if at else False)}
+        changed = {k: v for k, v in vals.items() if self[k] != v}
+        if changed:
+            self.with_context(emboux_no_sync=True).sudo().write(changed)
+
+    def action_check_ownership(self):
+        """Ask the platform to look the TXT record up now (a read and a proof,
+        idempotent: sent at once, not queued)."""
+        client = self.env["emboux.connector"]._client()
+        messages = []
+        for dom in self:
+            try:
+                result = client.call("POST", f"/domains/{dom._q()}/ownership/check")
+            except ConnectorError as exc:
+                raise UserError(_("Ownership of %(name)s could not be checked: %(error)s",
+                                  name=dom.name, error=str(exc))) from None
+            dom._emboux_store_ownership(result)
+            messages.append(f"{dom.name}: {dict(dom._fields['ownership'].selection).get(dom.ownership)}"
+                            + ("" if dom.ownership != "pending" else f" ({result.get('detail')})"))
+        return {"type": "ir.actions.client", "tag": "display_notification",
+                "params": {"title": _("Ownership check"), "message": "\n".join(messages), "sticky": False,
+                           "type": "success" if all(d.ownership != "pending" for d in self) else "warning",
+                           "next": {"type": "ir.actions.client", "tag": "soft_reload"}}}
+
+    def action_vouch_ownership(self):
+        """A manager says the customer owns the domain: the platform routes it
+        at once. Explicit, and recorded here (chatter) and on the platform."""
+        if not self.env.user.has_group("emboux_core.group_emboux_manager"):
+            raise AccessError(_("Only an Email Hosting administrator may vouch for a domain's ownership."))
+        user = self.env.user
+        for dom in self.filtered(lambda d: d.ownership not in ("verified", "vouched")):
+            dom._emboux_enqueue("domain.vouch", "PUT", f"/domains/{dom._q()}/ownership/vouch",
+                                {"vouched_by": f"{user.name} ({user.login})"})
+            dom.message_post(body=_("%(user)s vouched for the ownership of %(name)s: the mail platform "
+                                    "routes its mail without a DNS proof.", user=user.name, name=dom.name))
+        return True
 
     def action_suspend(self):
         self.filtered(lambda d: d.state != "suspended").write({"state": "suspended"})

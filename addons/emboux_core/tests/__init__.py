@@ -4,3 +4,4 @@ from . import test_security
 from . import test_committed
 from . import test_platform
 from . import test_archive
+from . import test_ownership

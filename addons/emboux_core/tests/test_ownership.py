@@ -1,0 +1,92 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""Domain ownership (issue 9): Odoo asks the platform for a DNS proof of the
+domains it creates (a customer typed the name), shows the TXT record to
+publish, checks it on demand, and lets a manager -- only a manager --
+vouch for a domain explicitly, recorded in the chatter and on the platform."""
+
+from odoo.exceptions import AccessError
+
+from .common import EmbouxCase, api, maildb, uniq
+
+
+def platform_ownership(name):
+    rows = maildb("SELECT ownership, ownership_method, ownership_by FROM domains WHERE name = %s", (name,))
+    return rows[0] if rows else None
+
+
+def routed(name):
+    """Does the mail server see the domain (the view Postfix reads)?"""
+    return bool(maildb("SELECT 1 FROM mailserver.domains WHERE name = %s", (name,)))
+
+
+class TestOwnership(EmbouxCase):
+
+    def test_odoo_asks_for_proof_and_shows_the_record(self):
+        dom = self.new_domain()
+        self.assertEqual(dom.ownership, "pending")
+        job = self.pending_jobs(dom).filtered(lambda j: j.kind == "domain.create")
+        self.assertIn('"require_ownership_proof": true', job.payload)
+        self.flush_queue()
+        self.assertEqual(dom.sync_state, "synced", dom.sync_error)
+        self.assertEqual(platform_ownership(dom.name)[0], "pending")
+        self.assertFalse(routed(dom.name), "a domain waiting for its proof receives nothing")
+        self.assertEqual(dom.ownership, "pending")
+        self.assertEqual(dom.ownership_record_name, f"_emboux-verification.{dom.name}")
+        self.assertTrue(dom.ownership_record_value.startswith("emboux-verify="))
+        remote = api("GET", f"/domains/{dom.name}").json()
+        self.assertEqual(dom.ownership_record_value, remote["ownership_record"]["value"])
+
+    def test_check_without_the_record_keeps_it_pending(self):
+        dom = self.new_domain()
+        self.flush_queue()
+        action = dom.action_check_ownership()
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertIn(dom.name, action["params"]["message"])
+        self.assertEqual(dom.ownership, "pending")
+        self.assertFalse(routed(dom.name))
+
+    def test_manager_vouches_explicitly_and_it_is_recorded(self):
+        dom = self.new_domain()
+        self.flush_queue()
+        self.env.cr.precommit.run()
+        dom.action_vouch_ownership()
+        job = self.pending_jobs(dom).filtered(lambda j: j.kind == "domain.vouch")
+        self.assertTrue(job, "the vouch goes through the queue, after the create")
+        self.assertIn(self.env.user.login, job.payload)
+        self.flush_queue()
+        self.assertEqual(dom.sync_state, "synced", dom.sync_error)
+        state, method, by = platform_ownership(dom.name)
+        self.assertEqual((state, method), ("vouched", "operator"))
+        self.assertIn(self.env.user.login, by)
+        self.assertTrue(routed(dom.name))
+        self.assertEqual((dom.ownership, dom.ownership_method), ("vouched", "operator"))
+        self.assertTrue(dom.ownership_at)
+        self.assertTrue(dom.message_ids.filtered(lambda m: "vouched for the ownership" in (m.body or "")))
+        # the check button on a vouched domain changes nothing
+        self.assertEqual(dom.action_check_ownership()["params"]["type"], "success")
+        self.assertEqual(platform_ownership(dom.name)[0], "vouched")
+
+    def test_a_user_who_is_not_manager_cannot_vouch(self):
+        dom = self.new_domain()
+        self.flush_queue()
+        user = self.env["res.users"].create({
+            "name": "Hosting user", "login": uniq("o-user-"),
+            "group_ids": [(6, 0, [self.env.ref("emboux_core.group_emboux_user").id])],
+        })
+        with self.assertRaises(AccessError):
+            dom.with_user(user).action_vouch_ownership()
+        self.assertFalse(self.pending_jobs(dom))
+        self.assertEqual(platform_ownership(dom.name)[0], "pending")
+
+    def test_ownership_proved_through_the_api_reaches_odoo(self):
+        """A proof made outside Odoo (the customer's integration, or a vouch)
+        comes back through the change feed."""
+        dom = self.new_domain()
+        self.flush_queue()
+        since = api("GET", "/changes").json()["next_since"]
+        self.assertEqual(api("PUT", f"/domains/{dom.name}/ownership/vouch", json={}).status_code, 200)
+        feed = self.env["emboux.change.feed"]
+        feed._apply_change({"resource": "domain", "key": dom.name, "action": "updated",
+                            "current": [c for c in api("GET", "/changes", params={"since": since}).json()["changes"]
+                                        if c["key"] == dom.name][-1]["current"]})
+        self.assertEqual(dom.ownership, "vouched")
