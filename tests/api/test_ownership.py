@@ -1,7 +1,7 @@
 """Domain ownership before routing (issue 9), at the API: what is refused
 outright, who waits for a DNS proof, how the proof is checked against the
 dev stack's real DNS server (NSD), and that a proof never carries over to
-another tenant. The mail server's side is in tests/mail/test_ownership.py."""
+another tenant. The mail server's side is in tests/mail/test_mail_ownership.py."""
 
 import pytest
 
