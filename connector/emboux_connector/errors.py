@@ -109,7 +109,9 @@ def register_error_handlers(app):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         detail = {413: "Request body too large"}.get(exc.code, exc.name)
-        return error_response(exc.code or 500, detail)
+        # a 405 says which methods the path has (RFC 9110): keep werkzeug's Allow
+        allow = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        return error_response(exc.code or 500, detail, headers=allow)
 
     @app.errorhandler(Exception)
     def unexpected(exc):

@@ -3,7 +3,7 @@
 import datetime as dt
 import re
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 # PostgreSQL text holds neither NUL nor a lone UTF-16 surrogate (JSON
 # "\ud800" decodes to one; UTF-8 cannot encode it): refused at the door.
@@ -32,6 +32,17 @@ def unstorable(value, where):
     return None
 
 
+class FullRegexp(validate.Regexp):
+    """A pattern the whole value must match. Regexp.match lets '$' match
+    before a final newline ("p\n" passed ^[a-z]+$); the published pattern
+    (OpenAPI, ECMA-262) keeps its plain '$'."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class StrictInteger(fields.Integer):
     """An integer, and only an integer: not "5", not 5.0, not true."""
 
@@ -56,6 +67,8 @@ class StrictString(fields.String):
     """A string of bounded length (default 1..255)."""
 
     def __init__(self, min_length=1, max_length=255, **kwargs):
+        # published in the OpenAPI document (clients and the fuzzer see them)
+        kwargs["metadata"] = {"minLength": min_length, "maxLength": max_length, **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
         self.min_length = min_length
         self.max_length = max_length

@@ -12,12 +12,50 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from . import __name__ as _pkg  # noqa: F401
 
 _PARAM = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
+_INT_PARAM = re.compile(r"<int(?:\([^)]*\))?:([a-z_]+)>")
 
-_ERRORS = {
-    "400": "Invalid input: `{\"detail\": \"<field>: <problem>\"}`",
-    "403": "Authentication failed, master token required, or quota exceeded",
-    "404": "Not found (or not visible to this token)",
+# Every error answer: {"detail": <English sentence>, "code": <stable name>}.
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string", "description": "for people; exact texts are in the contract"},
+        "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$",
+                 "description": "for programs: stable, snake_case (see errors.py)"},
+    },
+    "required": ["detail", "code"],
 }
+ERROR_TEXT = {
+    400: "Invalid input, the field named in `detail` (`code`: `invalid_field`, `malformed_json`, ...)",
+    403: "Authentication failed, master token required, or quota exceeded",
+    404: "Not found (or not visible to this token)",
+    409: "Conflict with the resource's state",
+    413: "Request body too large (1 MB)",
+    414: "Request line too long (refused by the HTTP server)",
+    429: "Too many failed authentication attempts from this address (see `Retry-After`)",
+    431: "Request header fields too large (refused by the HTTP server)",
+    502: "The provider (SES, Mailgun) failed or is unreachable",
+    503: "Mail DB unavailable",
+}
+
+
+def error_statuses(meta, has_path_params):
+    """What an operation can answer besides success: from what it takes."""
+    codes = {414, 431, 503} | set(meta.get("errors") or ())
+    if meta["role"]:
+        codes |= {403, 429}
+    if has_path_params:
+        codes |= {400, 404}
+    if meta["query"] is not None:
+        codes.add(400)
+    if meta["body"] is not None:
+        codes |= {400, 413}
+    return sorted(codes)
+
+
+def _body_required(schema):
+    """An empty body is read as {}: required only when a field is."""
+    fields = getattr(schema, "_declared_fields", {})
+    return any(f.required for f in fields.values())
 
 
 def build_spec(app, version):
@@ -27,8 +65,7 @@ def build_spec(app, version):
         info={"description": "Tenants, domains, mailboxes and aliases of the EmBoux mail platform."},
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    spec.components.schema("Error", {
-        "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]})
+    spec.components.schema("Error", ERROR_SCHEMA)
     paths = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions.get(rule.endpoint)
@@ -40,28 +77,47 @@ def build_spec(app, version):
             "summary": meta["summary"],
             "tags": [meta["tag"]],
             "operationId": rule.endpoint.replace(".", "_"),
-            "responses": {str(meta["status"]): {"description": "Success"}},
+            "responses": {str(meta["status"]): _success(meta, rule)},
         }
         if meta["description"]:
             op["description"] = meta["description"]
-        params = [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        ints = set(_INT_PARAM.findall(rule.rule))
+        params = [{"in": "path", "name": name, "required": True,
+                   "schema": {"type": "integer", "minimum": 0} if name in ints
+                   else {"type": "string"}}
                   for name in _PARAM.findall(rule.rule)]
         if meta["query"] is not None:
             params.append({"in": "query", "schema": meta["query"]})
         if params:
             op["parameters"] = params
         if meta["body"] is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
-        if meta["role"]:
-            op["security"] = [{"bearer": []}]
-            for code, text in _ERRORS.items():
-                op["responses"][code] = {"description": text, "content": {
-                    "application/json": {"schema": "Error"}}}
-        else:
-            op["security"] = []
+            op["requestBody"] = {"required": _body_required(meta["body"]),
+                                 "content": {"application/json": {"schema": meta["body"]}}}
+        op["responses"].update(meta.get("responses") or {})
+        for code in error_statuses(meta, bool(_PARAM.findall(rule.rule))):
+            op["responses"].setdefault(str(code), {"description": ERROR_TEXT[code], "content": {
+                "application/json": {"schema": "Error"}}})
+        if 429 in error_statuses(meta, False):
+            op["responses"]["429"]["headers"] = {"Retry-After": {
+                "description": "seconds to wait", "schema": {"type": "integer"}}}
+        op["security"] = [{"bearer": []}] if meta["role"] else []
         if meta["role"] == "master":
             op["x-required-role"] = "master"
         paths.setdefault(path, {})[meta["method"].lower()] = op
     for path, ops in paths.items():
         spec.path(path=path, operations=ops)
     return spec.to_dict()
+
+
+def _success(meta, rule):
+    """The success answer: nothing for 204; JSON otherwise, an array for the
+    GET of a collection (a path ending in /), else an object."""
+    if meta["status"] == 204:
+        return {"description": "Done (no content)"}
+    if meta.get("response") is not None:
+        schema = meta["response"]
+    elif meta["method"] == "GET" and rule.rule.endswith("/"):
+        schema = {"type": "array", "items": {"type": "object"}}
+    else:
+        schema = {"type": "object"}
+    return {"description": "Success", "content": {"application/json": {"schema": schema}}}

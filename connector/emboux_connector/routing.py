@@ -47,10 +47,15 @@ def after_commit(fn, *args):
 
 
 def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
-             status=200, tag=None, description=None):
+             status=200, tag=None, description=None, errors=(), response=None):
     """Register `fn(cur, caller, [body], [query], **path_args)` on blueprint bp.
 
     role: 'master', 'either' or None (no authentication).
+    errors: statuses the view raises beyond those its inputs imply (see
+    openapi.error_statuses: 400/404/403/413/429/503 come from the path,
+    query, body and role), e.g. (502,) for a provider call, (409,).
+    response: the success body's JSON schema (default: an object, or an
+    array for the GET of a collection).
     The view returns a JSON-serialisable value, or None for 204.
     """
     def decorate(fn):
@@ -79,7 +84,8 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
 
         view.openapi = dict(method=method, role=role, summary=summary, body=body,
                             query=query, status=status, tag=tag or bp.name,
-                            description=description or (fn.__doc__ or "").strip())
+                            description=description or (fn.__doc__ or "").strip(),
+                            errors=tuple(errors), response=response)
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
         return view
     return decorate

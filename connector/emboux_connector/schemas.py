@@ -6,10 +6,10 @@ OpenAPI document. Name rules (IDNA, local parts) live in names.py.
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from .fields import AwareDateTime, StrictBoolean, StrictInteger, StrictString
+from .fields import AwareDateTime, FullRegexp, StrictBoolean, StrictInteger, StrictString
 
 QUOTA = validate.Range(min=0, max=1_000_000)
-PARTNER_REF = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*\Z", error="letters, digits and . _ : @ - only")
+PARTNER_REF = FullRegexp(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$", error="letters, digits and . _ : @ - only")
 
 
 class Body(Schema):
@@ -95,7 +95,7 @@ class ApiKeyUpdate(PartnerQuotas):
 
 class ApiKeyCreate(ApiKeyUpdate):
     token = StrictString(min_length=24, max_length=256,
-                         validate=validate.Regexp(r"^[A-Za-z0-9._~+/=-]+\Z", error="only URL-safe characters"),
+                         validate=FullRegexp(r"^[A-Za-z0-9._~+/=-]+$", error="only URL-safe characters"),
                          metadata={"description": "generated when omitted; returned only in this response"})
     partner_ref = StrictString(required=True, max_length=128, validate=PARTNER_REF)
 

@@ -27,7 +27,15 @@ connector_stamp() {
 }
 
 # Start the connector, or restart it when its stamp changed; otherwise do nothing.
+# Serialised: two ./dev up at once (several people share a checkout) would
+# otherwise start a second gunicorn that overwrites the PID file, fails to bind
+# and leaves the running one unknown to connector_stop. (gunicorn must not
+# inherit the lock's descriptor: it would hold the lock for its whole life.)
 connector_start() {
+    ( flock 9; connector_start_locked ) 9>"$RUN/connector-start.lock"
+}
+
+connector_start_locked() {
     connector_env
     local port sum; port=$(env_get CONNECTOR_PORT)
     sum=$(connector_stamp)
@@ -35,13 +43,16 @@ connector_start() {
         [ "$(cat "$RUN/connector.env.sha" 2>/dev/null)" = "$sum" ] && return 0
         say "restarting the connector: var/dev.env or its code changed"
         connector_stop
+        local i; for i in $(seq 1 100); do port_free "$port" && break; sleep 0.1; done
     fi
+    # A gunicorn started on a busy port overwrites the PID file, then fails: never start one.
+    port_free "$port" || die "port $port is in use by a process that is not in $RUN/connector.pid"
     say "starting the connector on 127.0.0.1:$port"
     "$VENV/bin/gunicorn" --daemon --pid "$RUN/connector.pid" \
         --bind "127.0.0.1:$port" --workers "${CONNECTOR_WORKERS:-3}" --threads 4 \
         --access-logfile "$LOG/connector-access.log" --error-logfile "$LOG/connector.log" \
         --config python:emboux_connector.gunicorn_conf \
-        --chdir "$ROOT" "emboux_connector.wsgi:app" \
+        --chdir "$ROOT" "emboux_connector.wsgi:app" 9>&- \
         || die "gunicorn did not start (see $LOG/connector.log)"
     wait_port 127.0.0.1 "$port" 30 || die "connector not listening (see $LOG/connector.log)"
     echo "$sum" >"$RUN/connector.env.sha"

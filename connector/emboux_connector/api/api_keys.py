@@ -98,13 +98,13 @@ def delete_key(cur, caller, token):
 
 # The same by id: a caller that keeps only the key's id (an ERP storing no
 # token at all) can still update or revoke it.
-@endpoint(bp, "/api-keys/by-id/<int(max=9223372036854775807):key_id>", "PUT", role="master", body=schemas.ApiKeyUpdate,
+@endpoint(bp, "/api-keys/by-id/<int:key_id>", "PUT", role="master", body=schemas.ApiKeyUpdate,
           summary="Update a key by its id")
 def update_key_by_id(cur, caller, key_id, body):
     return _update_key(cur, _key_by(cur, "id", key_id, lock=True), body)
 
 
-@endpoint(bp, "/api-keys/by-id/<int(max=9223372036854775807):key_id>", "DELETE", role="master", status=204,
+@endpoint(bp, "/api-keys/by-id/<int:key_id>", "DELETE", role="master", status=204,
           summary="Delete a key by its id")
 def delete_key_by_id(cur, caller, key_id):
     row = _key_by(cur, "id", key_id, lock=True)

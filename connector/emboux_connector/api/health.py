@@ -25,7 +25,14 @@ def health():
     return jsonify(body), 200 if ok else 503
 
 
+_CHECK = {"type": "object", "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}},
+          "required": ["ok"]}
+HEALTH = {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]},
+                                           "database": _CHECK},
+          "required": ["status", "database"], "additionalProperties": _CHECK}
 health.openapi = dict(method="GET", role=None, summary="Health of the mail DB and the mail server",
                       body=None, query=None, status=200, tag="health",
-                      description="503 when any component is down.")
+                      description="503 when any component is down.", response=HEALTH,
+                      responses={"503": {"description": "A component is down (the same body)",
+                                         "content": {"application/json": {"schema": HEALTH}}}})
 bp.add_url_rule("/health", endpoint="health", view_func=health, methods=["GET"])

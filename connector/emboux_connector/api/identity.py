@@ -76,9 +76,9 @@ def verify_status(cur, caller, name):
     return lifecycle.poll(cur, lifecycle.load(cur, row["id"]))
 
 
-endpoint(bp, "/domains/<name>/verify", "POST", role="either", body=VerifyBody,
+endpoint(bp, "/domains/<name>/verify", "POST", role="either", body=VerifyBody, errors=(409, 502),
          summary="Start provider verification of a domain")(verify)
-endpoint(bp, "/domains/<name>/verify-status", "GET", role="either",
+endpoint(bp, "/domains/<name>/verify-status", "GET", role="either", errors=(409, 502),
          summary="Poll provider verification; stores success")(verify_status)
 
 
@@ -90,9 +90,9 @@ def ses_status(cur, caller, name):
     return verify_status(cur, caller, name)
 
 
-endpoint(bp, "/domains/<name>/ses-verify", "POST", role="either", body=VerifyBody,
+endpoint(bp, "/domains/<name>/ses-verify", "POST", role="either", body=VerifyBody, errors=(409, 502),
          summary="Legacy alias of POST /domains/{name}/verify")(ses_verify)
-endpoint(bp, "/domains/<name>/ses-status", "GET", role="either",
+endpoint(bp, "/domains/<name>/ses-status", "GET", role="either", errors=(409, 502),
          summary="Legacy alias of GET /domains/{name}/verify-status")(ses_status)
 
 
@@ -110,7 +110,7 @@ def _nearest_ancestor(cur, caller, name):
     return cur.fetchone()
 
 
-@endpoint(bp, "/domains/<name>/register-subdomain", "POST", role="either",
+@endpoint(bp, "/domains/<name>/register-subdomain", "POST", role="either", errors=(409, 502),
           summary="Register a subdomain with its parent's provider identity (one shot)")
 def register_subdomain(cur, caller, name):
     """Self-contained: links the subdomain to its nearest hosted parent when

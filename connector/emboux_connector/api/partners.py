@@ -44,7 +44,7 @@ def get_partner(cur, caller, partner_ref):
 @endpoint(bp, "/partners/<partner_ref>", "PUT", role="master", body=schemas.PartnerQuotas,
           summary="Create a partner or set its quotas (partial update)")
 def put_partner(cur, caller, partner_ref, body):
-    if len(partner_ref) > 128 or not PARTNER_REF_RE.match(partner_ref):
+    if len(partner_ref) > 128 or not PARTNER_REF_RE.fullmatch(partner_ref):
         raise ApiError(400, "partner_ref: letters, digits and . _ : @ - only, at most 128")
     ensure_partner(cur, partner_ref)
     set_partner_quotas(cur, partner_ref, body)

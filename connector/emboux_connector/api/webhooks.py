@@ -69,7 +69,7 @@ def _mailgun_kind(ev):
     return None
 
 
-@endpoint(bp, "/webhooks/mailgun", "POST", role=None,
+@endpoint(bp, "/webhooks/mailgun", "POST", role=None, errors=(400, 403, 409, 413),
           summary="Mailgun events (signed): permanent_fail -> bounce, complained -> complaint")
 def mailgun_webhook(cur, caller):
     """HMAC-SHA256 of timestamp+token with MAILGUN_WEBHOOK_SIGNING_KEY, compared
@@ -268,7 +268,7 @@ def ses_events(msg):
     return events
 
 
-@endpoint(bp, "/webhooks/ses", "POST", role=None,
+@endpoint(bp, "/webhooks/ses", "POST", role=None, errors=(400, 403, 413, 502),
           summary="SES notifications over SNS (signature v1/v2 verified); subscription confirmation")
 def ses_webhook(cur, caller):
     """The SNS signature is verified against the signing certificate, whose
