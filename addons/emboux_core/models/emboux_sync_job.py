@@ -115,7 +115,8 @@ class EmbouxSyncJob(models.Model):
                 raise ConnectorRefused(
                     _("The API key does not exist on the mail platform: its creation was not applied "
                       "(retry or cancel that change first)."),
-                    status=404, detail="API key not found", method=self.method, path=path)
+                    status=404, detail="API key not found", method=self.method, path=path,
+                    code="api_key_not_found")
             path = path.replace("{key_id}", str(key_id))
         sealed = self.sudo().secret_sealed
         if sealed:
@@ -244,22 +245,23 @@ class EmbouxSyncJob(models.Model):
         return sent
 
     def _resolve_refusal(self, client, exc, body):
-        """Make replays harmless: a 4xx that only says 'already done' is success."""
-        detail = exc.detail or ""
+        """Make replays harmless: a 4xx that only says 'already done' is success.
+        Decided on the connector's error code, never on its English detail."""
+        code = exc.code or ""
         try:
             if self.method == "DELETE" and exc.status == 404:
                 return "done", None
-            if self.kind == "domain.create" and detail.startswith("Domain already exists"):
+            if self.kind == "domain.create" and code == "domain_exists":
                 row = client.call("GET", f"/domains/{client.q(body['name'])}")
                 if (row or {}).get("partner_ref") == body.get("partner_ref"):
                     return "done", row
-            if self.kind == "mailbox.create" and detail.startswith("Email already exists"):
+            if self.kind == "mailbox.create" and code == "email_exists":
                 row = client.call("GET", f"/users/{client.q(body['email'])}")
                 if row and body.get("password"):
                     # ours from an earlier attempt: make sure it has this password
                     client.call("PUT", f"/users/{client.q(body['email'])}", {"password": body["password"]})
                     return "done", row
-            if self.kind == "api_key.create" and detail.startswith("API key already exists") \
+            if self.kind == "api_key.create" and code == "api_key_exists" \
                     and body.get("token"):
                 # ours from an earlier attempt whose answer was lost: learn its id
                 # (the token is still sealed in this job, and wiped once it is done)

@@ -5,7 +5,9 @@ the mapping of failures onto two exception kinds:
 
 * `ConnectorRefused`: the connector answered 4xx. The request is wrong
   (duplicate, quota exceeded, invalid name...) and retrying it will not help.
-  The connector's `detail` is kept and turned into a sentence for the user.
+  The connector's `code` (stable, machine-readable: decisions are taken on
+  it, never on English text) and `detail` (the facts, shown to the user in a
+  sentence chosen by the code) are kept.
 * `ConnectorUnavailable`: connection refused, timeout, 5xx, garbage. The
   request may succeed later: the sync queue retries it with back-off.
 """
@@ -32,10 +34,11 @@ DEFAULT_READ_TIMEOUT = 15.0
 
 
 class ConnectorError(Exception):
-    def __init__(self, message, status=None, detail=None, method=None, path=None):
+    def __init__(self, message, status=None, detail=None, method=None, path=None, code=None):
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.code = code      # the connector's error code (connector/emboux_connector/errors.py)
         self.method = method
         self.path = path
 
@@ -48,29 +51,29 @@ class ConnectorUnavailable(ConnectorError):
     """Network error, timeout or 5xx: try again later."""
 
 
-# Connector details (API-CONTRACT.md) -> sentences for back-office users.
-_FRIENDLY = [
-    ("Domain already exists", "This domain is already hosted on the platform."),
-    ("Email already exists", "This email address is already used by another mailbox or alias."),
-    ("Alias source already exists", "This address is already a mailbox; an alias cannot use it."),
-    ("Domain quota exceeded", "The customer has reached the number of domains allowed by the plan"),
-    ("Mailbox quota exceeded", "The domain has reached the number of mailboxes allowed by the plan"),
-    ("Alias quota exceeded", "The domain has reached the number of aliases allowed by the plan"),
-    ("Domain not found", "The domain does not exist on the mail platform (yet)."),
-    ("User not found", "The mailbox does not exist on the mail platform."),
-    ("Master token required", "The connector token configured in Odoo is not the master token."),
-    ("Invalid API key", "The connector refused the token configured in Odoo (Settings > Email Hosting)."),
-]
+# Connector error codes (connector/emboux_connector/errors.py) -> sentences for
+# back-office users; the connector's detail follows with the facts (which
+# quota, which numbers).
+_FRIENDLY = {
+    "domain_exists": "This domain is already hosted on the platform.",
+    "email_exists": "This email address is already used by another mailbox or alias.",
+    "alias_exists": "This address is already a mailbox; an alias cannot use it.",
+    "quota_exceeded": "The customer's plan allows no more of these",
+    "domain_not_found": "The domain does not exist on the mail platform (yet).",
+    "mailbox_not_found": "The mailbox does not exist on the mail platform.",
+    "master_required": "The connector token configured in Odoo is not the master token.",
+    "auth_invalid_key": "The connector refused the token configured in Odoo (Settings > Email Hosting).",
+}
 
 
-def friendly(detail):
-    """A sentence a back-office user understands, keeping the connector's facts."""
+def friendly(detail, code=None):
+    """A sentence a back-office user understands, chosen by the error code,
+    keeping the connector's facts (its detail)."""
     detail = (detail or "").strip()
-    for prefix, sentence in _FRIENDLY:
-        if detail.startswith(prefix):
-            rest = detail[len(prefix):].strip(" :")
-            return f"{sentence} ({rest})." if rest else sentence
-    if ":" in detail:  # "field: message" validation errors
+    sentence = _FRIENDLY.get(code or "")
+    if sentence:
+        return f"{sentence.rstrip('.')} ({detail})." if detail else sentence
+    if code == "invalid_field" and ":" in detail:  # "field: message"
         field, _, msg = detail.partition(":")
         return f"The mail platform refused the value of {field.strip().replace('_', ' ')}: {msg.strip()}"
     return f"The mail platform refused the change: {detail or 'no reason given'}."
@@ -125,16 +128,18 @@ class ConnectorClient:
         except ValueError:
             body = None
         detail = body.get("detail") if isinstance(body, dict) else None
+        code = body.get("code") if isinstance(body, dict) else None
         if status in ok_statuses:
             return None
         if 200 <= status < 300:
             return body
         if 400 <= status < 500 and status not in (408, 425, 429):
             _logger.info("connector refused %s %s: %s %s", method, path, status, detail)
-            raise ConnectorRefused(friendly(detail), status=status, detail=detail, method=method, path=path)
+            raise ConnectorRefused(friendly(detail, code), status=status, detail=detail, method=method,
+                                   path=path, code=code)
         raise ConnectorUnavailable(
             f"The connector failed ({status}{': ' + detail if detail else ''}) on {method} {path}.",
-            status=status, detail=detail, method=method, path=path)
+            status=status, detail=detail, method=method, path=path, code=code)
 
     # convenience
     def get(self, path, **kw):

@@ -5,3 +5,4 @@ from . import test_committed
 from . import test_platform
 from . import test_archive
 from . import test_ownership
+from . import test_error_codes
