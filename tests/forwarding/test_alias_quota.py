@@ -1,7 +1,7 @@
 """The per-alias limit on destinations outside EmBoux (alias_external_destinations,
 the tenant's quota; default 10, 0 = unlimited), from the tenant's side."""
 
-from conftest import outside
+from forwarding_helpers import outside
 
 
 def post_alias(fwd, local, destinations, token=None):

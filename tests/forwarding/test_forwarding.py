@@ -10,7 +10,7 @@ import smtplib
 import subprocess
 import uuid
 
-from conftest import PASSWORD, outside, wait_until
+from forwarding_helpers import PASSWORD, outside, wait_until
 from stack_clients import submission_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

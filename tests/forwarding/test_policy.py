@@ -56,3 +56,17 @@ def test_without_its_db_the_daemon_defers_forwarding_but_not_local_mail(dead_db_
                    sender="a@b.example").startswith("451 4.3.0")
     finally:
         s.close()
+
+
+def test_a_recipient_that_no_longer_forwards_is_accepted_not_deferred(devenv, fwd):
+    """Postfix asked because the recipient forwarded outside when it looked;
+    if that changed meanwhile, the answer is OK (DUNNO would meet the 451
+    that stands for a dead daemon)."""
+    s = socket.create_connection(("127.0.0.1", int(devenv["POLICYD_PORT"])), timeout=10)
+    try:
+        common = dict(policy_context=CTX, sender="stranger@example.com", instance=f"i{time.time_ns()}")
+        assert ask(s, protocol_state="RCPT", recipient=fwd.alice, **common) == "OK"
+        assert ask(s, protocol_state="END-OF-MESSAGE", recipient_count=1, queue_id="Q2", **common) == "DUNNO"
+        assert fwd.sent_today(0) == 0
+    finally:
+        s.close()

@@ -95,7 +95,10 @@ class Forwarding:
             rows = await p._fetch(SQL_TARGETS, rcpt)
             external = [r for r in rows if r["external"]]
             if not external:
-                return "DUNNO"              # changed since Postfix looked: nothing leaves
+                # changed since Postfix looked: nothing leaves. OK, never DUNNO:
+                # in the restriction class DUNNO falls through to the 451 that
+                # stands for a dead daemon.
+                return "OK"
             has_local = any(not r["external"] for r in rows)
             msg = self.pending.get(instance) or Pending()
             wanted, skipped = {}, []
