@@ -85,7 +85,14 @@ def prove_ownership(zones, client, domain):
     The proof is recorded: the zone goes again at once."""
     publish_ownership(zones, domain)
     try:
-        r = client.post(f"/domains/{domain['name']}/ownership/check")
+        # A lookup that failed (not: found nothing) is asked again, a bounded
+        # number of times: NSD briefly answers nothing while another part of
+        # the shared dev stack reloads it (seen once in a full run).
+        for _ in range(5):
+            r = client.post(f"/domains/{domain['name']}/ownership/check")
+            if r.status_code != 200 or not r.json()["detail"].startswith("DNS lookup failed"):
+                break
+            publish_ownership(zones, domain)
         assert r.status_code == 200 and r.json()["ownership"] == "verified", r.text
     finally:
         zones.remove(domain["name"])
