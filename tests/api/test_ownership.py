@@ -3,10 +3,15 @@ outright, who waits for a DNS proof, how the proof is checked against the
 dev stack's real DNS server (NSD), and that a proof never carries over to
 another tenant. The mail server's side is in tests/mail/test_mail_ownership.py."""
 
+import uuid
+
 import pytest
 
-from conftest import unique
 from dns_zones import prove_ownership, publish_ownership
+
+
+def unique(prefix="t"):
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
 def name():
