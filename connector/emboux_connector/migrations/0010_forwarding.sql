@@ -23,10 +23,14 @@ ALTER TABLE partners
 --    does this recipient fan out?), emboux-policyd for the destinations.
 --    Bounded at 10 levels (Postfix allows 1000; a deeper chain is still
 --    expanded by Postfix, but nobody builds one, and a loop ends here).
+--    PL/pgSQL, not SQL: its plan is kept for the session (proxymap's
+--    connection), 0.07 ms a call here instead of 1.5 ms planning each one.
 CREATE FUNCTION mailserver.forward_targets(address text)
 RETURNS TABLE (owner_domain text, destination text, external boolean)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+BEGIN
+RETURN QUERY
 WITH RECURSIVE walk(addr, owner, parent, depth) AS (
     SELECT lower(address), NULL::text, NULL::text, 0
   UNION
@@ -46,7 +50,8 @@ SELECT DISTINCT ON (w.addr) w.owner, w.addr,
 FROM walk w
 WHERE w.depth > 0
   AND NOT EXISTS (SELECT 1 FROM walk c WHERE c.parent = w.addr)
-ORDER BY w.addr, w.depth
+ORDER BY w.addr, w.depth;
+END
 $$;
 
 -- 3. Suppressed addresses outside EmBoux: Postfix's transport_maps sends a
