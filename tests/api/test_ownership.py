@@ -59,10 +59,12 @@ def test_master_domain_is_vouched_unless_it_asks_for_proof(api, tenant, sql):
     assert r.status_code == 400 and r.json()["detail"].startswith("require_ownership_proof:")
 
 
-@pytest.mark.parametrize("suffix", ["co.uk", "github.io", "com.au", "blogspot.com"])
-def test_public_suffixes_refused_to_everyone(api, tenant, sql, suffix):
+@pytest.mark.parametrize("typed, suffix", [("CO.UK", "co.uk"), ("github.io", "github.io"),
+                                           ("com.au.", "com.au"), ("blogspot.com", "blogspot.com"),
+                                           ("公司.香港", "xn--55qx5d.xn--j6w193g")])
+def test_public_suffixes_refused_to_everyone(api, tenant, sql, typed, suffix):
     for client in (tenant, api):
-        r = client.post("/domains/", json={"name": suffix.upper()})
+        r = client.post("/domains/", json={"name": typed})
         assert r.status_code == 400, r.text
         assert r.json() == {"detail": f"name: {suffix} is a public suffix (a registry's zone, not a domain "
                                       "anyone owns)", "code": "domain_public_suffix"}
