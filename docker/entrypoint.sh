@@ -26,7 +26,8 @@ chown root:root "$POSTFIX_QUEUE_DIR"; chmod 755 "$POSTFIX_QUEUE_DIR"
 chown postfix:root "$POSTFIX_QUEUE_DIR/private"; chmod 700 "$POSTFIX_QUEUE_DIR/private"
 chown postfix:postfix "$POSTFIX_DATA_DIR"
 chown "$VMAIL_UID:$VMAIL_GID" "$VMAIL_DIR"
-[ "$AUTH_PENALTY_SOCKET_MODE" = 0 ] && rm -f "$DOVECOT_BASE_DIR/anvil-auth-penalty"
+# A stale penalty socket would stall the first authentication.
+rm -f "$DOVECOT_BASE_DIR/anvil-auth-penalty"
 
 dovecot -c "$ETC/dovecot/dovecot.conf"
 # Same invocation as scripts/dev/stack-identity.sh; Postfix defers mail when

@@ -34,7 +34,7 @@ done
 # The files holding a DB password: proxymap(8) reads the pgsql maps as the
 # postfix user (root:postfix 0640); Dovecot's auth reads its SQL file as root.
 if [ -d "$out/postfix" ]; then
-chmod 640 "$out/postfix/"pgsql-*.cf "$out/dovecot/dovecot-sql.conf.ext"
+chmod 640 "$out/postfix/"pgsql-*.cf "$out/dovecot/"dovecot-sql*.conf.ext
 chgrp postfix "$out/postfix/"pgsql-*.cf 2>/dev/null || true
 fi
 # OpenDKIM (sending identity, issue 4): its config holds the same DB password.

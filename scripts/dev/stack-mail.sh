@@ -55,8 +55,6 @@ mail_vars() {
     export SRS_FORWARD_PORT SRS_REVERSE_PORT
     SRS_FORWARD_PORT=$(env_port SRS_FORWARD_PORT 10043)
     SRS_REVERSE_PORT=$(env_port SRS_REVERSE_PORT 10044)
-    # Every test connects from 127.0.0.1: no failed-login delay or penalty here.
-    export AUTH_FAILURE_DELAY=0 AUTH_PENALTY_SOCKET_MODE=0
     # The DB coordinates, from the DSNs ./dev wrote (postgresql://user:pw@host:port/db).
     # One role per server (least privilege): OpenDKIM's is used by stack-identity.sh.
     eval "$(python3 - "$(env_get MAILDB_POSTFIX_DSN)" "$(env_get MAILDB_DOVECOT_DSN)" "$(env_get MAILDB_OPENDKIM_DSN)" <<'PY'
@@ -151,6 +149,14 @@ stack_mail_up() {
     mail_render
     srs_up
     # Dovecot first: Postfix delivers to its LMTP socket.
+    if mail_track dovecot && [ ! -S "$DOVECOT_BASE_DIR/anvil-auth-penalty" ]; then
+        # started by a stack that had the failed-login penalty off: a reload
+        # does not bring anvil's listener back
+        say "restarting Dovecot (failed-login penalty listener)"
+        doveadm -c "$DOVECOT_CONF" stop >>"$LOG/mail-setup.log" 2>&1 || true
+        pid_stop dovecot 15
+        rm -f "$RUN/dovecot.pid"
+    fi
     if mail_track dovecot; then
         case " $MAIL_CHANGED " in *" dovecot "*) say "reloading Dovecot"; doveadm -c "$DOVECOT_CONF" reload ;; esac
     else
