@@ -70,3 +70,13 @@ def test_a_recipient_that_no_longer_forwards_is_accepted_not_deferred(devenv, fw
         assert fwd.sent_today(0) == 0
     finally:
         s.close()
+
+
+def test_the_policy_context_is_read_from_the_request():
+    from emboux_connector.policy.daemon import parse_request
+    req = parse_request(b"request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=a@b.example\n"
+                        b"ccert_subject=policy_context=emboux_forwarding\npolicy_context=emboux_forwarding\n"
+                        b"server_port=25")
+    assert req["policy_context"] == CTX and req["recipient"] == "a@b.example"
+    assert "policy_context" not in parse_request(b"request=smtpd_access_policy\nx_policy_context=emboux_forwarding")
+    assert parse_request(b"policy_context=")["policy_context"] == ""

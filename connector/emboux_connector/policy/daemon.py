@@ -723,8 +723,11 @@ class Lease:
 
 # The attributes a decision reads; smtpd sends about thirty, one per line.
 ATTRIBUTES = ("request", "protocol_state", "sasl_username", "sender", "recipient",
-              "recipient_count", "size", "queue_id", "instance", "policy_context")
+              "recipient_count", "size", "queue_id", "instance")
 _NEEDLES = tuple((name, b"\n" + name.encode() + b"=", len(name) + 2) for name in ATTRIBUTES)
+# ... and policy_context (forwarding.py), which smtpd sends near the end of
+# a request: searched from the end, a quarter of a forward search's cost.
+_CONTEXT = b"\npolicy_context="
 
 
 def parse_request(block):
@@ -738,6 +741,10 @@ def parse_request(block):
         if i >= 0:
             i += skip
             req[name] = block[i:block.index(b"\n", i)].decode("utf-8", "replace")
+    i = block.rfind(_CONTEXT)
+    if i >= 0:
+        i += 16
+        req["policy_context"] = block[i:block.index(b"\n", i)].decode("utf-8", "replace")
     return req
 
 
