@@ -28,7 +28,7 @@ def refuse_unstorable(value, where=""):
 
 def _json_body():
     raw = request.get_data(cache=True)
-    if not raw.strip():
+    if not raw:  # no body at all: no fields (whitespace alone is not JSON)
         return {}
     try:
         # NaN and Infinity are not JSON; a body nested thousands deep is not a record.

@@ -295,3 +295,15 @@ def test_a_final_newline_is_not_a_valid_ending(api, tenant, dom, nothing_written
     _check(api.put("/partners/p%0A", json={}), "partner_ref")
     _check(api.post("/domains/", json={"name": f"x{dom}", "partner_ref": "p\n"}), "partner_ref")
     _check(api.put(f"/domains/{dom}/owner", json={"partner_ref": f"{tenant.partner_ref}\n"}), "partner_ref")
+
+
+def test_whitespace_is_not_a_json_body(api, tenant):
+    """No body means no fields; a body of blanks is not JSON (found by the fuzzer)."""
+    dom = f"w{uuid.uuid4().hex[:10]}.emboux-test.net"
+    assert api.post("/domains/", json={"name": dom, "partner_ref": tenant.partner_ref}).status_code == 201
+    r = tenant.api.session.post(tenant.api.base + f"/domains/{dom}/verify", data=b"  \n ", headers={
+        "Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "malformed_json", r.text
+    r = tenant.api.session.post(tenant.api.base + f"/domains/{dom}/verify", headers={
+        "Authorization": f"Bearer {tenant.token}"})
+    assert r.status_code == 200, r.text

@@ -4,9 +4,9 @@
 scripts/dev/stack-fuzz.sh from the mail DB's roles), migrates it with
 `emboux-connector migrate`, and serves it with gunicorn -- the production
 configuration -- on a free port with a master token of its own. Nothing it
-runs can reach the mail DB, the dev mail store or the provider stand-ins:
-the mail store is an empty directory, doveadm is `false`, the providers'
-URLs point at a closed port (their calls fail: 502).
+runs can reach the mail DB, the dev mail store or the dev stack's provider
+stand-ins: the mail store is an empty directory, doveadm is `false`, and
+SES (moto) and Mailgun are stand-ins of its own, started here.
 """
 
 import os
@@ -52,8 +52,8 @@ def claim_fuzz_db(dsn, mail_db):
 
 
 class FuzzConnector:
-    def __init__(self, url, master, client, partner_ref):
-        self.url, self.master, self.client, self.partner_ref = url, master, client, partner_ref
+    def __init__(self, url, master):
+        self.url, self.master = url, master
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +62,14 @@ def fuzz_connector(devenv, tmp_path_factory):
     if not dsn:
         pytest.fail("FUZZ_MAILDB_DSN missing from var/dev.env: run ./dev up (scripts/dev/stack-fuzz.sh)")
     claim = claim_fuzz_db(dsn, devenv["MAILDB_NAME"])
-    closed = f"http://127.0.0.1:{free_port()}"   # nothing listens: provider calls fail
+    procs = []
+
+    def start(args, port, what, **kw):
+        procs.append(subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, **kw))
+        assert wait_port(port, 30), f"{what} did not start"
+
+    ses, mailgun, port = free_port(), free_port(), free_port()
     master = secrets.token_urlsafe(32)
     env = {k: v for k, v in {**os.environ, **devenv}.items() if not k.endswith("_DSN")}
     env.update({
@@ -70,7 +77,8 @@ def fuzz_connector(devenv, tmp_path_factory):
         "EMBOUX_LOG_FILE": str(LOG / "fuzz-connector-app.log"),
         "VMAIL_DIR": str(tmp_path_factory.mktemp("fuzz-vmail")), "DOVEADM": "false",
         "DOVECOT_CONFIG": "/nonexistent/dovecot.conf",
-        "SES_ENDPOINT_URL": closed, "SNS_ENDPOINT_URL": closed, "MAILGUN_API_URL": closed,
+        "SES_ENDPOINT_URL": f"http://127.0.0.1:{ses}", "SNS_ENDPOINT_URL": f"http://127.0.0.1:{ses}",
+        "MAILGUN_API_URL": f"http://127.0.0.1:{mailgun}",
         # the fuzzer's authentication checks send bad tokens on purpose; the
         # failure throttle (throttle.py, tested in tests/api) would then answer
         # every later request with 429 and nothing deeper would be reached
@@ -78,27 +86,24 @@ def fuzz_connector(devenv, tmp_path_factory):
     })
     subprocess.run([str(VENV_BIN / "emboux-connector"), "migrate"], env=env, check=True,
                    capture_output=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "--config", "python:emboux_connector.gunicorn_conf",
-         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-         "--access-logfile", str(LOG / "fuzz-connector-access.log"),
-         "--error-logfile", str(LOG / "fuzz-connector.log"), "emboux_connector.wsgi:app"],
-        env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert wait_port(port, 30), "the fuzz connector did not start (var/log/fuzz-connector.log)"
+        start([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ses)], ses, "moto (SES)")
+        start([str(VENV_BIN / "python"), str(ROOT / "tests" / "standins" / "mailgun.py"), "--port", str(mailgun),
+               "--api-key", env["MAILGUN_API_KEY"]], mailgun, "the Mailgun stand-in")
+        start([str(VENV_BIN / "gunicorn"), "--config", "python:emboux_connector.gunicorn_conf",
+               "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+               "--access-logfile", str(LOG / "fuzz-connector-access.log"),
+               "--error-logfile", str(LOG / "fuzz-connector.log"), "emboux_connector.wsgi:app"],
+              port, "the fuzz connector (var/log/fuzz-connector.log)", env=env, cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
-        partner_ref = "fuzz-tenant"
-        r = requests.post(url + "/api-keys/", json={"partner_ref": partner_ref, "domains_allowed": 1000,
-                                                    "mailboxes_per_domain": 1000},
-                          headers={"Authorization": f"Bearer {master}"}, timeout=30)
-        assert r.status_code == 201, r.text
-        yield FuzzConnector(url, master, r.json()["token"], partner_ref)
+        assert requests.get(url + "/health", timeout=30).json()["database"]["ok"]
+        yield FuzzConnector(url, master)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         claim.close()
