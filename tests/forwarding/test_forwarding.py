@@ -117,6 +117,17 @@ def test_fanout_beyond_the_daily_cap_is_refused_at_rcpt(fwd, port25, sink):
     assert fwd.sent_today(2) == 2
 
 
+def test_soft_enforcement_forwards_and_counts_the_overage(fwd, port25, sink):
+    fwd.set(outbound_daily_limit=1, outbound_enforcement="soft")
+    pair = fwd.alias("pair", [outside("p1"), outside("p2")])
+    marker = uuid.uuid4().hex
+    answers, data = port25.send("stranger@example.com", [pair], marker)
+    assert answers[pair][0] == 250 and data[0] == 250, answers
+    assert len({r for m in sink.recipients(marker, 2) for r in m["rcpt_tos"]}) == 2
+    assert fwd.sent_today(2) == 2
+    assert fwd.get()["overage_today"] == 1
+
+
 def test_hourly_throttle_defers_forwarding(fwd, port25):
     fwd.set(outbound_daily_limit=60)          # hourly cap: the floor, 10
     ten = fwd.alias("ten", [outside(f"t{i}") for i in range(10)])
