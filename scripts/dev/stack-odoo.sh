@@ -195,6 +195,26 @@ odoo_install() {
     [ -n "${ODOO_PATH:-}" ] || odoo_ensure_debs
     odoo_locate
     odoo_ensure_venv
+    odoo_ensure_oca
+}
+
+# OCA modules emboux_saas depends on (recurring invoicing), pinned 19.0
+# releases from PyPI, installed without their (Odoo) dependencies into Odoo's
+# virtualenv: their odoo/addons/<name> joins Odoo's namespace package, so no
+# addons_path entry is needed. Kept apart from odoo_requirements so that a new
+# pin does not rebuild the whole virtualenv.
+ODOO_OCA_ADDONS="odoo-addon-contract==19.0.1.2.1.2
+    odoo-addon-contract-variable-quantity==19.0.1.0.0.8"
+
+odoo_ensure_oca() {
+    local stamp="$OVENV/.oca" want
+    want=$(echo "$ODOO_OCA_ADDONS" | tr -s ' \n' ' ')
+    [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+    say "installing the OCA modules into Odoo's virtualenv: $want"
+    # shellcheck disable=SC2086
+    "$OPY" -m pip install -q --no-deps $ODOO_OCA_ADDONS >>"$LOG/odoo-pip.log" 2>&1 \
+        || die "pip install of the OCA modules failed (see $LOG/odoo-pip.log)"
+    echo "$want" >"$stamp"
 }
 
 # --- configuration ------------------------------------------------------------

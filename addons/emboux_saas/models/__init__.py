@@ -1,1 +1,3 @@
-
+from . import emboux_plan
+from . import emboux_tenant
+from . import emboux_domain
