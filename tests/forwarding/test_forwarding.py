@@ -199,11 +199,46 @@ def test_nested_aliases_and_catch_all_count_every_outside_copy(fwd, port25, sink
     assert answers[outer][0] == 554 and "3 outside address" in answers[outer][1], answers
 
 
-def test_postfix_defers_forwarding_when_the_daemon_is_dead(devenv):
-    """The rendered configuration: the forwarding class asks the daemon with
-    default_action=DUNNO and then meets a static 451, so a dead daemon defers
-    the recipient; at END-OF-MESSAGE port 25 lets local mail through. (The
-    daemon's own answers without its DB: test_policy.py.)"""
+def standalone_smtpd(devenv, commands, **overrides):
+    """The real smtpd with the rendered configuration, in Postfix's
+    stand-alone mode (SMTP on stdin/stdout, run as the mail owner so that
+    access controls apply), with main.cf settings overridden for this one
+    process: the shared daemon and Postfix stay as they are."""
+    opts = " ".join(f"-o {k}={v}" for k, v in overrides.items())
+    script = "".join(c + "\r\n" for c in commands)
+    out = subprocess.run(["su", "postfix", "-s", "/bin/sh", "-c",
+                          f"MAIL_CONFIG={devenv['POSTFIX_CONFIG_DIR']} /usr/lib/postfix/sbin/smtpd -S {opts}"],
+                         input=script, capture_output=True, text=True, timeout=120)
+    return out.stdout.splitlines()
+
+
+def test_a_dead_policy_daemon_defers_forwarding_not_local_mail(fwd, sink, devenv):
+    alias = fwd.alias("fw", [outside("e1")])
+    marker = uuid.uuid4().hex
+    lines = standalone_smtpd(devenv, [
+        "EHLO client.example.com", "MAIL FROM:<stranger@example.com>",
+        f"RCPT TO:<{alias}>", f"RCPT TO:<{fwd.alice}>", "DATA",
+        f"Subject: {marker}\r\n\r\nhello\r\n.", "QUIT"],
+        emboux_policy_service="inet:127.0.0.1:1")       # nothing listens there
+    rcpt = [line for line in lines if line.startswith(("250 2.1.5", "451", "554", "550"))]
+    assert any(line.startswith("451 4.3.5") and alias in line and "Forwarding policy service unavailable" in line
+               for line in rcpt), "\n".join(lines)
+    assert "250 2.1.5 Ok" in lines, "\n".join(lines)                 # the mailbox recipient
+    assert any(line.startswith("250 2.0.0 Ok: queued") for line in lines), lines   # END-OF-MESSAGE: DUNNO
+    store = os.path.join(devenv["VMAIL_DIR"], fwd.domain)
+    assert wait_until(lambda: [f for f in glob.glob(f"{store}/**/Maildir/*/*", recursive=True)
+                               if os.path.isfile(f) and marker in open(f, errors="replace").read()])
+    assert sink.with_marker(marker) == []
+    assert fwd.sent_today(0) == 0
+    # the same smtpd with the daemon up accepts the forward
+    lines = standalone_smtpd(devenv, ["EHLO client.example.com", "MAIL FROM:<stranger@example.com>",
+                                      f"RCPT TO:<{alias}>", "QUIT"])
+    assert "250 2.1.5 Ok" in lines, lines
+
+
+def test_postfix_wiring(devenv):
+    """Forwarding recipients are sent to the daemon on port 25 and on
+    submission; port 25 asks at END-OF-MESSAGE without depending on it."""
     conf = devenv["POSTFIX_CONFIG_DIR"]
     q = lambda name: subprocess.run(["postconf", "-c", conf, "-h", "-x", name], capture_output=True,
                                     text=True, check=True).stdout.strip()
