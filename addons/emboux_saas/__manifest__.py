@@ -10,8 +10,10 @@
     "depends": ["emboux_core", "account", "portal", "contract", "contract_variable_quantity"],
     "data": [
         "security/ir.model.access.csv",
+        "data/contract_data.xml",
         "views/emboux_plan_views.xml",
         "views/emboux_tenant_views.xml",
+        "views/account_move_views.xml",
     ],
     "installable": True,
     "application": False,

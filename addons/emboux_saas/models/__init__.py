@@ -1,3 +1,5 @@
 from . import emboux_plan
 from . import emboux_tenant
 from . import emboux_domain
+from . import contract
+from . import emboux_tenant_billing

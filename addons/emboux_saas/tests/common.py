@@ -2,7 +2,8 @@
 """Shared helpers of the emboux_saas tests: the real connector and mail DB
 of the dev stack, as in emboux_core's tests."""
 
-from odoo.addons.emboux_core.tests.common import EmbouxCase, api, maildb, uniq  # noqa: F401
+from odoo.addons.emboux_core.tests.common import (  # noqa: F401
+    MAILDB_DSN, EmbouxCase, api, maildb, uniq)
 
 
 class SaasCase(EmbouxCase):

@@ -309,7 +309,7 @@ def reset_monthly(cur, caller, body):
 
 
 @endpoint(bp, "/outbound/billing", "GET", role="master", query=MonthQuery,
-          summary="Frozen monthly counters per domain (written by reset-monthly)")
+          summary="Frozen monthly counters per domain (written by reset-monthly); with ?month=, whether it is frozen")
 def billing(cur, caller, query):
     month = _parse_month(query.get("month"), None)
     sql = ("SELECT domain_name, partner_ref, month, sent, bytes, overage, overage_bytes, bounce_count, "
@@ -325,7 +325,14 @@ def billing(cur, caller, query):
         r["month"] = r["month"].strftime("%Y-%m")
         r["frozen_at"] = r["frozen_at"].isoformat()
         out.append(r)
-    return {"entries": out, "count": len(out)}
+    result = {"entries": out, "count": len(out)}
+    if month:
+        # A month is closed for billing once reset-monthly froze it, even when
+        # no domain had counters (no entries): a biller must not guess it
+        # from an empty list.
+        cur.execute("SELECT 1 FROM outbound_resets WHERE kind = 'monthly' AND period = %s", (month,))
+        result["frozen"] = cur.fetchone() is not None
+    return result
 
 
 @endpoint(bp, "/suppression/check/<email>", "GET", role="either",
