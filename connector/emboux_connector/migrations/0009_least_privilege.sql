@@ -22,8 +22,8 @@
 
 DO $$
 BEGIN
-    -- The shared group keeps existing (older migrations name it) but is
-    -- granted nothing, and postgres.sh gives it no members.
+    -- The shared group is granted nothing any more; scripts/dev/postgres.sh
+    -- then drops it (older migrations grant it only if it exists).
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'emboux_mailserver') THEN
         REVOKE ALL ON ALL TABLES IN SCHEMA mailserver FROM emboux_mailserver;
         REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mailserver FROM emboux_mailserver;
