@@ -56,7 +56,7 @@ class FuzzConnector:
         self.url, self.master = url, master
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # the fuzz DB's claim ends with the fuzzing, not the whole session
 def fuzz_connector(devenv, tmp_path_factory):
     dsn = devenv.get("FUZZ_MAILDB_DSN")
     if not dsn:

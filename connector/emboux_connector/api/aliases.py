@@ -3,7 +3,7 @@ alias as its source with a comma-separated destination list."""
 
 from flask import Blueprint
 
-from .. import names, schemas
+from .. import names, responses, schemas
 from ..errors import ApiError, not_found
 from ..routing import endpoint
 from ..tenancy import partner_quotas, scoped, scoped_list, visible_domain
@@ -72,6 +72,7 @@ def _check_external_destinations(cur, dom, destinations):
 
 
 @endpoint(bp, "/aliases/", "POST", role="either", body=schemas.AliasCreate, status=201,
+          response=responses.ALIAS,
           summary="Create or update an alias (source @domain = catch-all)")
 def create_alias(cur, caller, body):
     """Re-posting an alias is an upsert: its destinations become the posted ones."""
@@ -100,6 +101,7 @@ def create_alias(cur, caller, body):
 
 
 @endpoint(bp, "/aliases/", "GET", role="either", query=schemas.DomainIdQuery,
+          response=responses.array_of(responses.ALIAS),
           summary="List aliases")
 def list_aliases(cur, caller, query):
     sql, params = scoped_list(_GROUPED + "WHERE true", caller, query, "a")
@@ -117,7 +119,8 @@ def _visible_alias(cur, caller, source):
     return row
 
 
-@endpoint(bp, "/aliases/<source>", "GET", role="either", summary="Get one alias")
+@endpoint(bp, "/aliases/<source>", "GET", role="either", summary="Get one alias",
+          response=responses.ALIAS)
 def get_alias(cur, caller, source):
     return alias_json(_visible_alias(cur, caller, source))
 

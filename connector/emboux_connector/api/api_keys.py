@@ -4,7 +4,7 @@ import secrets
 
 from flask import Blueprint
 
-from .. import schemas
+from .. import responses, schemas
 from ..auth import token_hash
 from ..errors import ApiError, not_found
 from ..routing import endpoint
@@ -46,6 +46,7 @@ def _key_by_token(cur, token, lock=False):
 
 
 @endpoint(bp, "/api-keys/", "POST", role="master", body=schemas.ApiKeyCreate, status=201,
+          response=responses.API_KEY,
           summary="Create a client API key for a partner")
 def create_key(cur, caller, body):
     """Quotas belong to the partner and are shared by all its keys: quota
@@ -68,7 +69,8 @@ def create_key(cur, caller, body):
     return key_json(_key_by_token(cur, token), token=token)
 
 
-@endpoint(bp, "/api-keys/", "GET", role="master", summary="List API keys (tokens are never shown)")
+@endpoint(bp, "/api-keys/", "GET", role="master", summary="List API keys (tokens are never shown)",
+          response=responses.array_of(responses.API_KEY))
 def list_keys(cur, caller):
     cur.execute(_KEY + "ORDER BY k.id")
     return [key_json(r) for r in cur.fetchall()]
@@ -84,6 +86,7 @@ def _update_key(cur, row, body):
 
 
 @endpoint(bp, "/api-keys/<token>", "PUT", role="master", body=schemas.ApiKeyUpdate,
+          response=responses.API_KEY,
           summary="Update a key: quotas (the partner's), active, expires_at")
 def update_key(cur, caller, token, body):
     return _update_key(cur, _key_by_token(cur, token, lock=True), body)
@@ -99,6 +102,7 @@ def delete_key(cur, caller, token):
 # The same by id: a caller that keeps only the key's id (an ERP storing no
 # token at all) can still update or revoke it.
 @endpoint(bp, "/api-keys/by-id/<int:key_id>", "PUT", role="master", body=schemas.ApiKeyUpdate,
+          response=responses.API_KEY,
           summary="Update a key by its id")
 def update_key_by_id(cur, caller, key_id, body):
     return _update_key(cur, _key_by(cur, "id", key_id, lock=True), body)
@@ -112,6 +116,7 @@ def delete_key_by_id(cur, caller, key_id):
 
 
 @endpoint(bp, "/api-keys/<token>/usage", "GET", role="either", query=schemas.SinceQuery,
+          response=responses.USAGE,
           summary="Usage of a key's partner, and its changes since `since` (delta sync)")
 def key_usage(cur, caller, token, query):
     row = _key_by_token(cur, token)

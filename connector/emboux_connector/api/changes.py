@@ -10,7 +10,7 @@ them idempotently (the latest state is included with each change).
 
 from flask import Blueprint
 
-from .. import schemas
+from .. import responses, schemas
 from ..routing import endpoint
 
 bp = Blueprint("changes", __name__)
@@ -80,7 +80,7 @@ def delta(cur, partner_ref, since, scoped):
             "truncated": truncated, "changes": changes}
 
 
-@endpoint(bp, "/changes", "GET", role="master", query=schemas.SinceQuery,
+@endpoint(bp, "/changes", "GET", role="master", query=schemas.SinceQuery, response=responses.CHANGES,
           summary="Platform-wide change feed since `since` (delta sync for the ERP)")
 def all_changes(cur, caller, query):
     return delta(cur, None, query.get("since"), scoped=False)

@@ -3,7 +3,7 @@ retention and transfer."""
 
 from flask import Blueprint
 
-from .. import names, ownership, schemas, stores
+from .. import names, ownership, responses, schemas, stores
 from ..errors import ApiError, not_found
 from ..providers import lifecycle
 from ..routing import after_commit, endpoint
@@ -44,7 +44,7 @@ def _wildcard_parent(cur, name):
 @endpoint(bp, "/domains/", "POST", role="either",
           summary="Create a domain (a client's, or one created with require_ownership_proof, "
                   "receives mail once its ownership TXT record is checked)",
-          body=schemas.DomainCreate, status=201)
+          body=schemas.DomainCreate, status=201, response=responses.DOMAIN)
 def create_domain(cur, caller, body):
     """A client always owns what it creates; the master may name a partner_ref.
     Creating `sub.parent.tld` under a wildcard parent links it to the parent.
@@ -82,7 +82,8 @@ def create_domain(cur, caller, body):
     return domain_json(row, parent["name"] if parent else None)
 
 
-@endpoint(bp, "/domains/", "GET", role="either", summary="List domains")
+@endpoint(bp, "/domains/", "GET", role="either", summary="List domains",
+          response=responses.array_of(responses.DOMAIN))
 def list_domains(cur, caller):
     sql, params = scoped(f"SELECT {DOMAIN_COLUMNS}, p.name AS parent FROM domains d "
                          "LEFT JOIN domains p ON p.id = d.parent_id WHERE true", [], caller)
@@ -90,7 +91,8 @@ def list_domains(cur, caller):
     return [domain_json(r) for r in cur.fetchall()]
 
 
-@endpoint(bp, "/domains/<name>", "GET", role="either", summary="Get one domain")
+@endpoint(bp, "/domains/<name>", "GET", role="either", summary="Get one domain",
+          response=responses.DOMAIN)
 def get_domain(cur, caller, name):
     row = visible_domain(cur, caller, names.domain_name(name))
     return domain_json(row, _parent_name(cur, row))

@@ -7,7 +7,7 @@ import re
 
 from flask import Blueprint
 
-from .. import schemas
+from .. import responses, schemas
 from ..errors import ApiError, not_found
 from ..routing import endpoint
 from ..tenancy import QUOTA_FIELDS, ensure_partner, partner_counts, set_partner_quotas
@@ -26,13 +26,15 @@ def partner_json(cur, row):
             "created_at": row["created_at"].isoformat()}
 
 
-@endpoint(bp, "/partners/", "GET", role="master", summary="List partners with their quotas")
+@endpoint(bp, "/partners/", "GET", role="master", summary="List partners with their quotas",
+          response=responses.array_of(responses.PARTNER))
 def list_partners(cur, caller):
     cur.execute("SELECT * FROM partners ORDER BY partner_ref")
     return [partner_json(cur, r) for r in cur.fetchall()]
 
 
-@endpoint(bp, "/partners/<partner_ref>", "GET", role="master", summary="A partner's quotas and usage")
+@endpoint(bp, "/partners/<partner_ref>", "GET", role="master", summary="A partner's quotas and usage",
+          response=responses.PARTNER)
 def get_partner(cur, caller, partner_ref):
     cur.execute("SELECT * FROM partners WHERE partner_ref = %s", (partner_ref,))
     row = cur.fetchone()
@@ -42,6 +44,7 @@ def get_partner(cur, caller, partner_ref):
 
 
 @endpoint(bp, "/partners/<partner_ref>", "PUT", role="master", body=schemas.PartnerQuotas,
+          response=responses.PARTNER,
           summary="Create a partner or set its quotas (partial update)")
 def put_partner(cur, caller, partner_ref, body):
     if len(partner_ref) > 128 or not PARTNER_REF_RE.fullmatch(partner_ref):

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app
 
-from .. import names, passwords, schemas, stores
+from .. import names, passwords, responses, schemas, stores
 from ..errors import ApiError
 from ..routing import after_commit, endpoint
 from ..tenancy import partner_quotas, scoped_list, visible_domain, visible_mailbox
@@ -23,6 +23,7 @@ def user_json(row):
 
 
 @endpoint(bp, "/users/", "POST", role="either", body=schemas.UserCreate, status=201,
+          response=responses.MAILBOX_CREATED,
           summary="Create a mailbox")
 def create_user(cur, caller, body):
     domain_name = names.domain_name(body["domain_name"], "domain_name")
@@ -54,6 +55,7 @@ def create_user(cur, caller, body):
 
 
 @endpoint(bp, "/users/", "GET", role="either", query=schemas.DomainIdQuery,
+          response=responses.array_of(responses.MAILBOX),
           summary="List mailboxes")
 def list_users(cur, caller, query):
     sql, params = scoped_list(
@@ -63,7 +65,8 @@ def list_users(cur, caller, query):
     return [user_json(r) for r in cur.fetchall()]
 
 
-@endpoint(bp, "/users/<email>", "GET", role="either", summary="Get one mailbox")
+@endpoint(bp, "/users/<email>", "GET", role="either", summary="Get one mailbox",
+          response=responses.MAILBOX)
 def get_user(cur, caller, email):
     box = visible_mailbox(cur, caller, names.address(email)[0])
     cur.execute("SELECT spoofing_whitelist, submission_disabled FROM mailboxes WHERE id = %s", (box["id"],))
