@@ -247,3 +247,29 @@ def test_postfix_wiring(devenv):
     assert "pgsql-forwarding.cf" in q("smtpd_recipient_restrictions")
     assert "pgsql-forwarding.cf" in q("submission_recipient_restrictions")
     assert "default_action=DUNNO" in q("smtpd_end_of_data_restrictions")
+
+
+def test_rcpt_and_end_of_message_share_one_policy_connection(fwd, port25, devenv):
+    """The units accepted at RCPT wait in the worker that accepted them: smtpd
+    must ask END-OF-MESSAGE over the same connection (one service spec in
+    main.cf), or with several workers another one would count nothing."""
+    alias = fwd.alias("fw", [outside("e1")])
+    policy_port = f":{devenv['POLICYD_PORT']}"
+    s = smtplib.SMTP(port25.host, port25.port, timeout=60)
+
+    def smtpd_policy_connections():
+        lines = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+        me = f":{s.sock.getsockname()[1]}"
+        pid = next(line.split("pid=")[1].split(",")[0] for line in lines
+                   if line.split()[4].endswith(me) and "smtpd" in line)
+        return {line.split()[3] for line in lines if f"pid={pid}," in line and line.split()[4].endswith(policy_port)}
+    try:
+        s.ehlo("client.example.com")
+        s.mail("stranger@example.com")
+        assert s.rcpt(alias)[0] == 250
+        at_rcpt = smtpd_policy_connections()
+        assert s.data("Subject: one connection\r\n\r\nhi\r\n")[0] == 250
+        assert smtpd_policy_connections() == at_rcpt and len(at_rcpt) == 1, at_rcpt
+    finally:
+        s.quit()
+    assert fwd.sent_today(1) == 1
