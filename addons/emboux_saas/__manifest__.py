@@ -11,6 +11,8 @@
     "data": [
         "security/ir.model.access.csv",
         "data/contract_data.xml",
+        "data/mail_template_data.xml",
+        "data/ir_cron.xml",
         "views/emboux_plan_views.xml",
         "views/emboux_tenant_views.xml",
         "views/account_move_views.xml",

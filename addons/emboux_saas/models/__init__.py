@@ -3,3 +3,4 @@ from . import emboux_tenant
 from . import emboux_domain
 from . import contract
 from . import emboux_tenant_billing
+from . import emboux_lifecycle
