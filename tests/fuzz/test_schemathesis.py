@@ -44,8 +44,9 @@ def _call(fc, method, path, token=None, **kw):
 
 
 def seed_resources(fc):
-    """Two tenants with a domain, a mailbox and an alias each, made for this
-    run: half the generated path parameters name one of them (schemathesis
+    """Two tenants with a domain, a mailbox and an alias each, and a domain
+    waiting for its ownership proof, made for this run: half the generated
+    path parameters name one of them (schemathesis
     dictionaries), so the fuzzer reaches existing rows (and the other
     tenant's), not only 404s."""
     tag = uuid.uuid4().hex[:8]
@@ -65,6 +66,10 @@ def seed_resources(fc):
         found["partner_ref"].append(ref)
         found["token"].append(key["token"])
         found["key_id"].append(key["id"])
+    # and one a client created: pending until its ownership is proven (409s)
+    pending = f"pending-{tag}.fuzz.example"
+    _call(fc, "POST", "/domains/", token=found["token"][0], json={"name": pending})
+    found["name"].append(pending)
     return found
 
 
