@@ -14,6 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
+try:  # a body the HTTP server cannot decode (a broken chunked encoding) is raised
+    from gunicorn.http.errors import ParseException as _HttpParseError  # while the app reads it
+except ImportError:  # served by something else
+    _HttpParseError = ()
+
 # The contract's fixed messages (or their fixed prefix) -> stable codes.
 CODES_BY_PREFIX = (
     ("Invalid authorization header format", "auth_header_invalid"),
@@ -115,6 +120,8 @@ def register_error_handlers(app):
 
     @app.errorhandler(Exception)
     def unexpected(exc):
+        if _HttpParseError and isinstance(exc, _HttpParseError):
+            return error_response(400, "Malformed HTTP request body", "bad_request")
         # Never an HTML page, never internals: log it with its traceback (the
         # path only: a query string may carry a token), answer a plain 500.
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -124,3 +124,15 @@ def test_malformed_request_is_refused_in_json_and_logged_without_token(api, raw)
     head, body = raw(b"\x16\x03\x01 not http at all\r\n\r\n")
     assert head.startswith("HTTP/1.1 400 ") and json.loads(body)["code"] == "bad_request"
     assert api.master not in ERROR_LOG.read_text() and api.master not in ACCESS_LOG.read_text()
+
+
+@pytest.mark.parametrize("path,ctype", [("/domains/", "application/json"),
+                                        ("/webhooks/mailgun", "application/x-www-form-urlencoded")])
+def test_broken_chunked_body_is_a_400(api, raw, path, ctype):
+    """gunicorn raises while the app reads a body whose chunked encoding is
+    broken: the client's fault, a 400, not a 500."""
+    head, body = raw(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.master}\r\n"
+                     f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                     "zz\r\nabc\r\n0\r\n\r\n".encode())
+    assert head.startswith("HTTP/1.1 400 "), head
+    assert json.loads(body) == {"detail": "Malformed HTTP request body", "code": "bad_request"}
