@@ -1,4 +1,6 @@
-"""`emboux-connector`: migrate, serve, reconcile, openapi."""
+"""`emboux-connector`: migrate, serve, reconcile, openapi, the periodic jobs
+(reset-daily, reset-monthly, purge-retention, poll-verification, clean-dkim)
+and the scheduler that runs them."""
 
 import argparse
 import json
@@ -14,6 +16,13 @@ def main(argv=None):
     sub.add_parser("reconcile", help="set every partner's domains_used to the real count")
     sub.add_parser("openapi", help="print the OpenAPI document")
     sub.add_parser("purge-retention", help="delete mail older than each domain's retention_days")
+    daily = sub.add_parser("reset-daily", help="close a UTC day (default: yesterday); idempotent per day")
+    daily.add_argument("--day", help="YYYY-MM-DD")
+    monthly = sub.add_parser("reset-monthly", help="freeze a month's counters (default: the next due); idempotent")
+    monthly.add_argument("--month", help="YYYY-MM")
+    sub.add_parser("poll-verification", help="poll every pending sending identity (provider or DNS)")
+    sub.add_parser("clean-dkim", help="retire DKIM keys whose rotation overlap is over")
+    sub.add_parser("scheduler", help="run the jobs above at their time, forever (SIGTERM stops it)")
     serve = sub.add_parser("serve", help="development server (use gunicorn in production)")
     serve.add_argument("--port", type=int, default=8600)
     args = parser.parse_args(argv)
@@ -25,17 +34,13 @@ def main(argv=None):
         applied = migrate(dsn)
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
         return 0
-    if args.command == "purge-retention":
+    if args.command in ("purge-retention", "reset-daily", "reset-monthly", "poll-verification", "clean-dkim"):
+        return _run_job(args)
+    if args.command == "scheduler":
         from .app import create_app
-        from .api.retention import RETENTION_ROWS
-        from . import stores
+        from .scheduler import run_forever
         app = create_app(reconcile=False)
-        with app.extensions["emboux_db"].transaction() as cur:
-            cur.execute(RETENTION_ROWS)
-            rows = [(r["email"], r["retention_days"]) for r in cur.fetchall()]
-        report = stores.purge_retention(rows)
-        print(json.dumps(report, indent=2))
-        return 1 if report.get("errors") else 0
+        return run_forever(app.extensions["emboux_db"])
     if args.command == "reconcile":
         from .app import create_app
         create_app(reconcile=True)
@@ -52,6 +57,38 @@ def main(argv=None):
     app = create_app(reconcile=True)
     app.run(host="127.0.0.1", port=args.port)
     return 0
+
+
+def _run_job(args):
+    """One job, once, in one transaction; its report as JSON on stdout.
+    Exit 1 (and nothing committed) when it failed."""
+    from .app import create_app
+    from .errors import ApiError
+    from . import jobs
+    app = create_app(reconcile=False)
+    kwargs = {}
+    if args.command == "reset-daily" and args.day:
+        kwargs["day"] = args.day
+    if args.command == "reset-monthly" and args.month:
+        kwargs["month"] = args.month
+    try:
+        with app.extensions["emboux_db"].transaction() as cur:
+            report = jobs.JOBS[args.command](cur, **kwargs)
+            if jobs.failed(report):
+                raise _Failed(report)
+    except ApiError as exc:
+        print(json.dumps({"detail": exc.detail, "code": exc.code}), file=sys.stderr)
+        return 1
+    except _Failed as exc:
+        report = exc.report
+    print(json.dumps(report, indent=2, default=str))
+    return 1 if jobs.failed(report) else 0
+
+
+class _Failed(Exception):
+    def __init__(self, report):
+        super().__init__("job failed")
+        self.report = report
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, jsonify
 
-from .. import stores
+from .. import scheduler, stores
 
 bp = Blueprint("health", __name__)
 
@@ -18,9 +18,22 @@ def _check_db():
         return {"ok": False, "detail": detail}
 
 
+def _check_scheduler():
+    """The scheduler's last runs (scheduler.py). Informational: `ok` stays
+    true when no scheduler runs (Odoo's crons may do the jobs instead); an
+    operator watches `jobs[...].last_success_at`."""
+    db = current_app.extensions["emboux_db"]
+    try:
+        with db.transaction() as cur:
+            return {"ok": True, "jobs": scheduler.last_runs(cur)}
+    except Exception:  # the database check reports an unreachable DB
+        return {"ok": True, "jobs": {}, "detail": "unknown"}
+
+
 def health():
     checks = {"database": _check_db(), **stores.mail_server_checks()}
     ok = all(c["ok"] for c in checks.values())
+    checks["scheduler"] = _check_scheduler()
     body = {"status": "ok" if ok else "unavailable", **checks}
     return jsonify(body), 200 if ok else 503
 
