@@ -37,10 +37,13 @@ mail_install() {
 mail_vars() {
     export POSTFIX_INET_INTERFACES=127.0.0.1 DOVECOT_LISTEN=127.0.0.1 INET_PROTOCOLS=ipv4
     export MAIL_HOSTNAME=${EMBOUX_MAIL_HOSTNAME:-mail.emboux.test}
-    export SMTP_PORT SUBMISSION_PORT IMAP_PORT IMAPS_PORT=0
+    export SMTP_PORT SUBMISSION_PORT SUBMISSIONS_PORT IMAP_PORT IMAPS_PORT
     SMTP_PORT=$(env_port SMTP_PORT 2525)
     SUBMISSION_PORT=$(env_port SUBMISSION_PORT 2587)
     IMAP_PORT=$(env_port IMAP_PORT 2143)
+    # implicit TLS, as in production (465 and 993 there)
+    SUBMISSIONS_PORT=$(env_port SUBMISSIONS_PORT 2465)
+    IMAPS_PORT=$(env_port IMAPS_PORT 2993)
     export POSTFIX_QUEUE_DIR="$MAIL_DIR/spool" POSTFIX_DATA_DIR="$MAIL_DIR/postfix-data"
     export POSTFIX_LOG="$LOG/postfix.log" POSTFIX_LOG_DIR="$LOG"
     export DOVECOT_INSTANCE=emboux-dev DOVECOT_BASE_DIR="$MAIL_DIR/dovecot-run"
@@ -177,6 +180,8 @@ stack_mail_up() {
         postfix_pid >"$RUN/postfix.pid"
     fi
     wait_port 127.0.0.1 "$SUBMISSION_PORT" 5 || die "Postfix not listening on $SUBMISSION_PORT (see $POSTFIX_LOG)"
+    wait_port 127.0.0.1 "$SUBMISSIONS_PORT" 5 || die "Postfix not listening on $SUBMISSIONS_PORT (see $POSTFIX_LOG)"
+    wait_port 127.0.0.1 "$IMAPS_PORT" 15 || die "Dovecot not listening on $IMAPS_PORT (see $DOVECOT_LOG)"
 
     # Where the mail server is, for the tests, Odoo and the connector
     # (emboux_connector/mailserver.py reads these).
@@ -214,6 +219,8 @@ stack_mail_status() {
     mail_track dovecot && dv=up
     echo "  SMTP (MX)       $(env_get SMTP_HOST):$(env_get SMTP_PORT)   (Postfix $pf; log $LOG/postfix.log)"
     echo "  SMTP submission $(env_get SMTP_HOST):$(env_get SUBMISSION_PORT)   (STARTTLS + AUTH)"
+    echo "  submissions     $(env_get SMTP_HOST):$(env_get SUBMISSIONS_PORT)   (implicit TLS + AUTH; CA: MAIL_TLS_CERT)"
     echo "  IMAP            $(env_get IMAP_HOST):$(env_get IMAP_PORT)   (Dovecot $dv; log $LOG/dovecot.log)"
+    echo "  IMAPS           $(env_get IMAP_HOST):$(env_get IMAPS_PORT)   (implicit TLS)"
     echo "  mail store      $(env_get VMAIL_DIR)"
 }
