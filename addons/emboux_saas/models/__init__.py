@@ -4,3 +4,4 @@ from . import emboux_domain
 from . import contract
 from . import emboux_tenant_billing
 from . import emboux_lifecycle
+from . import emboux_portal

@@ -1,3 +1,4 @@
 from . import test_plan
 from . import test_billing
 from . import test_lifecycle
+from . import test_portal

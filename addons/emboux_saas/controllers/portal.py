@@ -1,0 +1,90 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""/my/email: the customer's email hosting in Odoo's portal. Every record is
+read as the portal user (record rules: their tenant only); changes go
+through the models' portal_* methods (models/emboux_portal.py)."""
+
+from werkzeug.exceptions import NotFound
+
+from odoo import http
+from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
+from odoo.http import request
+
+from odoo.addons.portal.controllers.portal import CustomerPortal
+
+
+class EmbouxPortal(CustomerPortal):
+
+    def _prepare_home_portal_values(self, counters):
+        values = super()._prepare_home_portal_values(counters)
+        if "emboux_domain_count" in counters:
+            Domain = request.env["emboux.domain"]
+            values["emboux_domain_count"] = Domain.search_count([]) if Domain.has_access("read") else 0
+        return values
+
+    def _emboux_tenants(self):
+        Tenant = request.env["emboux.tenant"]
+        return Tenant.search([]) if Tenant.has_access("read") else Tenant
+
+    @http.route("/my/email", type="http", auth="user", website=True)
+    def portal_my_email(self, **kw):
+        tenants = self._emboux_tenants()
+        usage = {}
+        for tenant in tenants:
+            usage.update(tenant._portal_month_usage())
+        values = self._prepare_portal_layout_values()
+        values.update({
+            "page_name": "emboux_email", "tenants": tenants, "usage": usage,
+            "message": kw.get("message"), "error": kw.get("error"), "shown_password": None,
+        })
+        return request.render("emboux_saas.portal_my_email", values)
+
+    def _emboux_redirect(self, message=None, error=None):
+        from werkzeug.urls import url_encode
+        query = {k: v for k, v in (("message", message), ("error", error)) if v}
+        return request.redirect("/my/email" + ("?" + url_encode(query) if query else ""))
+
+    def _emboux_do(self, fn, done):
+        try:
+            fn()
+        except (AccessError, MissingError):
+            return self._emboux_redirect(error=request.env._("This is not one of your records."))
+        except (UserError, ValidationError) as exc:
+            return self._emboux_redirect(error=str(exc.args[0] if exc.args else exc))
+        return self._emboux_redirect(message=done)
+
+    @staticmethod
+    def _int(value):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise NotFound() from None
+
+    @http.route("/my/email/domain/add", type="http", auth="user", methods=["POST"], website=True)
+    def portal_email_domain_add(self, tenant_id=None, name=None, **kw):
+        tenant = request.env["emboux.tenant"].browse(self._int(tenant_id))
+        return self._emboux_do(lambda: tenant.portal_add_domain(name),
+                               request.env._("Domain added: publish the TXT record shown to prove you own it."))
+
+    @http.route("/my/email/domain/<int:domain_id>/check", type="http", auth="user", methods=["POST"],
+                website=True)
+    def portal_email_domain_check(self, domain_id, **kw):
+        dom = request.env["emboux.domain"].browse(domain_id)
+        return self._emboux_do(lambda: dom.portal_check_ownership(), request.env._("Ownership checked."))
+
+    @http.route("/my/email/mailbox/create", type="http", auth="user", methods=["POST"], website=True)
+    def portal_email_mailbox_create(self, domain_id=None, local_part=None, password=None, **kw):
+        dom = request.env["emboux.domain"].browse(self._int(domain_id))
+        return self._emboux_do(lambda: dom.portal_create_mailbox(local_part, password),
+                               request.env._("Mailbox created."))
+
+    @http.route("/my/email/mailbox/<int:mailbox_id>/password", type="http", auth="user", methods=["POST"],
+                website=True)
+    def portal_email_mailbox_password(self, mailbox_id, password=None, **kw):
+        box = request.env["emboux.mailbox"].browse(mailbox_id)
+        return self._emboux_do(lambda: box.portal_set_password(password), request.env._("Password changed."))
+
+    @http.route("/my/email/mailbox/<int:mailbox_id>/delete", type="http", auth="user", methods=["POST"],
+                website=True)
+    def portal_email_mailbox_delete(self, mailbox_id, **kw):
+        box = request.env["emboux.mailbox"].browse(mailbox_id)
+        return self._emboux_do(lambda: box.portal_delete(), request.env._("Mailbox deleted with its mail."))
