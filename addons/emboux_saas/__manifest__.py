@@ -7,7 +7,7 @@
     "website": "https://github.com/emboux/emboux",
     "author": "EmBoux",
     "license": "AGPL-3",
-    "depends": ["emboux_core", "account", "portal", "contract", "contract_variable_quantity"],
+    "depends": ["emboux_core", "account", "portal", "sale", "contract", "contract_variable_quantity"],
     "data": [
         "security/ir.model.access.csv",
         "security/emboux_saas_security.xml",

@@ -5,3 +5,4 @@ from . import contract
 from . import emboux_tenant_billing
 from . import emboux_lifecycle
 from . import emboux_portal
+from . import sale_order

@@ -2,3 +2,4 @@ from . import test_plan
 from . import test_billing
 from . import test_lifecycle
 from . import test_portal
+from . import test_sale
