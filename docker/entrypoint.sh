@@ -2,8 +2,7 @@
 # Entry point of the EmBoux mail container: render the templates (the same
 # ones ./dev up renders), then run Dovecot, OpenDKIM (the DKIM signer of
 # submitted mail, keys from the mail DB) and Postfix in the foreground.
-# Settings: docker/mail.env.example. Untested here (no Docker engine on the
-# dev machines); every configuration file it renders is the tested one.
+# Settings: docker/mail.env.example. Started by tests/deploy (podman-compose).
 set -eu
 APP=/opt/emboux-mail
 ETC=/etc/emboux-mail
@@ -14,10 +13,26 @@ export POSTFIX_LOG=/dev/stdout POSTFIX_LOG_DIR=/dev/stdout
 export DOVECOT_INSTANCE=emboux DOVECOT_BASE_DIR=/run/dovecot DOVECOT_STATE_DIR=/var/lib/dovecot
 export DOVECOT_LOG=/dev/stderr DOVECOT_CONFIG_DIR=$ETC/dovecot
 
+: "${TLS_CERT:?TLS_CERT is not set (docker/mail.env.example)}" "${TLS_KEY:?TLS_KEY is not set}"
+: "${MAIL_HOSTNAME:?MAIL_HOSTNAME is not set}"
+# The certificate of 25/587/465/143/993: the operator's files (e.g. Let's
+# Encrypt's fullchain.pem/privkey.pem mounted at TLS_CERT/TLS_KEY), else a
+# self-signed CA (ca.pem beside TLS_CERT: give it to clients that must
+# verify) and a certificate it signs for MAIL_HOSTNAME and TLS_EXTRA_NAMES.
 if [ ! -s "$TLS_CERT" ] || [ ! -s "$TLS_KEY" ]; then
-    mkdir -p "$(dirname "$TLS_CERT")" "$(dirname "$TLS_KEY")"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=$MAIL_HOSTNAME" \
-        -addext "subjectAltName=DNS:$MAIL_HOSTNAME" -keyout "$TLS_KEY" -out "$TLS_CERT"
+    dir=$(dirname "$TLS_CERT"); mkdir -p "$dir" "$(dirname "$TLS_KEY")"
+    san="DNS:$MAIL_HOSTNAME${TLS_EXTRA_NAMES:+,$TLS_EXTRA_NAMES}"
+    echo "mail: no certificate at $TLS_CERT: generating a self-signed CA ($dir/ca.pem) and a certificate for $san"
+    (umask 077
+     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=EmBoux self-signed CA for $MAIL_HOSTNAME" \
+         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+         -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+     openssl req -newkey rsa:2048 -nodes -subj "/CN=$MAIL_HOSTNAME" -keyout "$TLS_KEY" -out "$dir/server.csr" 2>/dev/null
+     printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$san" >"$dir/server.ext"
+     openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+         -days 825 -extfile "$dir/server.ext" -out "$TLS_CERT" 2>/dev/null
+     rm -f "$dir/server.csr" "$dir/server.ext")
+    chmod 644 "$TLS_CERT" "$dir/ca.pem"
 fi
 sh "$APP/render.sh" "$ETC"
 
@@ -28,6 +43,18 @@ chown postfix:postfix "$POSTFIX_DATA_DIR"
 chown "$VMAIL_UID:$VMAIL_GID" "$VMAIL_DIR"
 # A stale penalty socket would stall the first authentication.
 rm -f "$DOVECOT_BASE_DIR/anvil-auth-penalty"
+
+# Wait until the mail DB answers OpenDKIM's role with its view, i.e. the
+# one-shot init made the roles and ran the migrations: OpenDKIM exits when
+# its DB is unreachable, printing its DSN (password included) to the log.
+i=0
+until PGPASSWORD="$OPENDKIM_DB_PASSWORD" psql -qAt -h "$DB_HOST" -p "$DB_PORT" -U "$OPENDKIM_DB_USER" -d "$DB_NAME" \
+        -c "SELECT 1 FROM mailserver.dkim_signing LIMIT 1" >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $((i % 15)) -ne 1 ] || echo "mail: waiting for the mail DB ($DB_HOST:$DB_PORT/$DB_NAME as $OPENDKIM_DB_USER; see the init service)"
+    [ $i -lt 300 ] || { echo "mail: the mail DB is not ready after 10 minutes" >&2; exit 75; }
+    sleep 2
+done
 
 dovecot -c "$ETC/dovecot/dovecot.conf"
 # Same invocation as scripts/dev/stack-identity.sh; Postfix defers mail when

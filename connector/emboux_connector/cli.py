@@ -23,6 +23,8 @@ def main(argv=None):
     sub.add_parser("poll-verification", help="poll every pending sending identity (provider or DNS)")
     sub.add_parser("clean-dkim", help="retire DKIM keys whose rotation overlap is over")
     sub.add_parser("scheduler", help="run the jobs above at their time, forever (SIGTERM stops it)")
+    wait = sub.add_parser("wait-migrated", help="wait until MAILDB_DSN has every migration of this version")
+    wait.add_argument("--timeout", type=int, default=300, help="seconds (default 300)")
     serve = sub.add_parser("serve", help="development server (use gunicorn in production)")
     serve.add_argument("--port", type=int, default=8600)
     args = parser.parse_args(argv)
@@ -33,6 +35,14 @@ def main(argv=None):
         dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set")
         applied = migrate(dsn)
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+        return 0
+    if args.command == "wait-migrated":
+        from .migrate import wait_migrated
+        dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set")
+        missing = wait_migrated(dsn, args.timeout)
+        if missing:
+            print(f"wait-migrated: still missing after {args.timeout}s: {missing}", file=sys.stderr)
+            return 1
         return 0
     if args.command in ("purge-retention", "reset-daily", "reset-monthly", "poll-verification", "clean-dkim"):
         return _run_job(args)

@@ -46,3 +46,35 @@ def migrate(dsn):
     finally:
         conn.close()
     return applied_now
+
+
+def pending(dsn):
+    """Migrations of this version not applied yet to `dsn` (all when it has none)."""
+    want = [name for name, _ in migration_files()]
+    conn = psycopg2.connect(dsn, connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return want
+            cur.execute("SELECT version FROM schema_migrations")
+            done = {r[0] for r in cur.fetchall()}
+    finally:
+        conn.close()
+    return [n for n in want if n not in done]
+
+
+def wait_migrated(dsn, timeout):
+    """Wait (up to `timeout` s) until the DB is reachable and migrated to this
+    version: what a container started beside the one-shot migration waits
+    for. Returns what is still missing ([] = ready)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            missing = pending(dsn)
+        except psycopg2.Error as exc:
+            missing = [f"database: {str(exc).strip().splitlines()[0]}"]
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(2)
