@@ -23,6 +23,10 @@ pg_ensure_server() {
     if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$ver main$"; then
         pg_createcluster "$ver" main >/dev/null
     fi
+    # Each pgsql map of Postfix's proxymap, Dovecot's auth workers, the
+    # connector's pools, the policy daemon and Odoo hold connections of their
+    # own: Debian's default of 100 ran out with the whole stack and a test run.
+    pg_conftool "$ver" main set max_connections 300
     say "starting PostgreSQL $ver"
     pg_ctlcluster "$ver" main start 2>/dev/null || true
     for _ in $(seq 1 100); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && return 0; sleep 0.1; done
