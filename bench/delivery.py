@@ -74,7 +74,8 @@ def main():
                 for j in range(n):
                     rcpt = users[(k + j) % len(users)]
                     refused = c.sendmail("bench@example.net", [rcpt],
-                                         f"From: bench@example.net\r\nTo: {rcpt}\r\nSubject: bench {k}-{j}\r\n\r\n{body}")
+                                         f"From: bench@example.net\r\nTo: {rcpt}\r\n"
+                                         f"Subject: bench {k}-{j}\r\n\r\n{body}")
                     if refused:
                         errors.append(refused)
         except Exception as e:  # report, don't hide

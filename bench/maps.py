@@ -121,7 +121,8 @@ def parse_dovecot_sql(path):
 def expand(query, key, dovecot=False):
     """Postfix's %s/%u/%d (or Dovecot's %u/%n/%d) with SQL quoting."""
     local, _, domain = key.rpartition("@") if "@" in key else ("", "", key)
-    q = lambda s: s.replace("'", "''")
+    def q(s):
+        return s.replace("'", "''")
     vals = {"s": key, "u": key if dovecot else local, "d": domain, "n": local}
     return re.sub(r"%([sudn%])", lambda m: "%" if m.group(1) == "%" else q(vals[m.group(1)]), query)
 
@@ -160,7 +161,8 @@ def time_sql(dsn, query, keys, dovecot=False):
     plan = [r[0] for r in cur.fetchall()]
     conn.close()
     times.sort()
-    ms = lambda x: x * 1000
+    def ms(x):
+        return x * 1000
     return {"mean": ms(statistics.mean(times)), "p50": ms(times[len(times) // 2]),
             "p99": ms(times[int(len(times) * 0.99)]), "found": found, "plan": plan}
 
@@ -212,15 +214,16 @@ def main():
         if pm_found != r["found"]:
             print(f"  warning: {cf.name}: postmap found {pm_found}, SQL found {r['found']}")
         results.append((cf.name, r, pm, start))
-    sqlconf = parse_dovecot_sql(pathlib.Path(env.get("DOVECOT_CONFIG", ROOT / "var/mail/etc/dovecot/dovecot.conf")).parent
-                                / "dovecot-sql.conf.ext")
+    dovecot_conf = pathlib.Path(env.get("DOVECOT_CONFIG", ROOT / "var/mail/etc/dovecot/dovecot.conf"))
+    sqlconf = parse_dovecot_sql(dovecot_conf.parent / "dovecot-sql.conf.ext")
     for qname in ("password_query", "user_query"):
         keys = keys_for("dovecot", args.lookups, n_domains, per_mb, per_al, rnd)
         r = time_sql(dv_dsn, sqlconf[qname], keys, dovecot=True)
         results.append((f"dovecot {qname}", r, None, None))
-    for name, r, pm, start in results:
-        scans = sorted({m.group(0) for line in r["plan"] for m in re.finditer(r"(Index Only Scan|Index Scan|Seq Scan|Bitmap Heap Scan) using \w+|Seq Scan on \w+", line)})
-        exec_line = next((l.strip() for l in r["plan"] if l.strip().startswith("Execution Time")), "")
+    for name, r, pm, _start in results:
+        scan_re = r"(Index Only Scan|Index Scan|Seq Scan|Bitmap Heap Scan) using \w+|Seq Scan on \w+"
+        scans = sorted({m.group(0) for line in r["plan"] for m in re.finditer(scan_re, line)})
+        exec_line = next((line.strip() for line in r["plan"] if line.strip().startswith("Execution Time")), "")
         pm_s = f"{pm:.3f}" if pm is not None else "-"
         print(f"{name:34} {r['mean']:8.3f}ms {r['p50']:6.3f} {r['p99']:6.3f} {pm_s:>8}ms  "
               f"{'; '.join(scans)} ({exec_line})")

@@ -39,7 +39,6 @@ import os
 import pathlib
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,10 +126,10 @@ def cleanup_db(cur):
 def start_policyd(dsn, logdir, workers):
     port = free_port()
     exe = pathlib.Path(sys.executable).parent / "emboux-policyd"
-    log = open(pathlib.Path(logdir) / "policyd.log", "ab")
-    p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING",
-                          "--workers", str(workers)],
-                         env=dict(os.environ, POLICYD_DSN=dsn), stdout=log, stderr=subprocess.STDOUT)
+    with open(pathlib.Path(logdir) / "policyd.log", "ab") as log:  # the child keeps its own copy
+        p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING",
+                              "--workers", str(workers)],
+                             env=dict(os.environ, POLICYD_DSN=dsn), stdout=log, stderr=subprocess.STDOUT)
     if not wait_port(port, timeout=20):
         sys.exit("emboux-policyd did not start")
     # until it is connected to the mail DB it answers temporary refusals
@@ -158,14 +157,14 @@ def start_postfwd(logdir):
     # per-sender-domain rate limit, as high as our caps (answers are DUNNO)
     rules.write_text("id=RATE01; protocol_state==RCPT; "
                      "action=rate(sender_domain/100000000/86400/450 4.7.1 sender domain rate exceeded)\n")
-    log = open(pathlib.Path(logdir) / "postfwd.log", "ab")
     os.chmod(logdir, 0o777)
     pidfile = pathlib.Path(logdir) / "postfwd.pid"
     # postfwd1 runs as a daemon only (Net::Server), as an unprivileged user
-    subprocess.run(["/usr/sbin/postfwd1", "-d", "-f", str(rules), "-i", "127.0.0.1", "-p", str(port),
-                    "--cache=0", "--nodns", "--norulelog", "--noidlestats", "-P",
-                    "-u", "nobody", "-g", "nogroup", "--pidfile", str(pidfile)],
-                   stdout=log, stderr=subprocess.STDOUT, check=True)
+    with open(pathlib.Path(logdir) / "postfwd.log", "ab") as log:
+        subprocess.run(["/usr/sbin/postfwd1", "-d", "-f", str(rules), "-i", "127.0.0.1", "-p", str(port),
+                        "--cache=0", "--nodns", "--norulelog", "--noidlestats", "-P",
+                        "-u", "nobody", "-g", "nogroup", "--pidfile", str(pidfile)],
+                       stdout=log, stderr=subprocess.STDOUT, check=True)
     if not wait_port(port, timeout=20):
         sys.exit("postfwd1 did not start (see %s)" % (pathlib.Path(logdir) / "postfwd.log"))
     for _ in range(50):
@@ -276,22 +275,25 @@ def build_messages(n, capped_share):
         login = "sender@" + dom
         qid = uuid.uuid4().hex[:14].upper()
         rcpt = f"rcpt{i}@example.org"
-        ip = f"192.0.2.{conn_no % 250 + 1}"
-
-        def request(state, count, size):
-            return (f"request=smtpd_access_policy\nprotocol_state={state}\nprotocol_name=ESMTP\n"
-                    f"client_address={ip}\nclient_name=client{conn_no}.example.net\n"
-                    f"client_port={40000 + conn_no}\nreverse_client_name=client{conn_no}.example.net\n"
-                    f"server_address=192.0.2.250\nserver_port=587\nhelo_name=laptop.example.net\n"
-                    f"sender={login}\nrecipient={rcpt}\nrecipient_count={count}\nqueue_id={qid}\n"
-                    f"instance={qid.lower()}.{i}\nsize={size}\netrn_domain=\nstress=\n"
-                    f"sasl_method=PLAIN\nsasl_username={login}\nsasl_sender=\n"
-                    f"ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\n"
-                    f"encryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
-                    f"encryption_keysize=256\npolicy_context=submission\n"
-                    f"compatibility_level=3.6\nmail_version=3.7.11\n\n").encode()
-        out.append((capped, request("RCPT", 0, 0), request("END-OF-MESSAGE", 1, 2048)))
+        who = {"i": i, "conn_no": conn_no, "login": login, "rcpt": rcpt, "qid": qid}
+        out.append((capped, _smtpd_request("RCPT", 0, 0, **who), _smtpd_request("END-OF-MESSAGE", 1, 2048, **who)))
     return out
+
+
+def _smtpd_request(state, count, size, *, i, conn_no, login, rcpt, qid):
+    """What Postfix 3.7's smtpd sends for one recipient of a submitted message."""
+    ip = f"192.0.2.{conn_no % 250 + 1}"
+    return (f"request=smtpd_access_policy\nprotocol_state={state}\nprotocol_name=ESMTP\n"
+            f"client_address={ip}\nclient_name=client{conn_no}.example.net\n"
+            f"client_port={40000 + conn_no}\nreverse_client_name=client{conn_no}.example.net\n"
+            f"server_address=192.0.2.250\nserver_port=587\nhelo_name=laptop.example.net\n"
+            f"sender={login}\nrecipient={rcpt}\nrecipient_count={count}\nqueue_id={qid}\n"
+            f"instance={qid.lower()}.{i}\nsize={size}\netrn_domain=\nstress=\n"
+            f"sasl_method=PLAIN\nsasl_username={login}\nsasl_sender=\n"
+            f"ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\n"
+            f"encryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
+            f"encryption_keysize=256\npolicy_context=submission\n"
+            f"compatibility_level=3.6\nmail_version=3.7.11\n\n").encode()
 
 
 def cpu_times():

@@ -4,7 +4,6 @@ Tests talk to the real connector over HTTP and read the real mail DB; start
 the stack with `./dev up` (./dev test does it for you).
 """
 
-import os
 import pathlib
 import shlex
 import uuid

@@ -6,6 +6,7 @@ with it (tests/conftest.py: Tenant.domain)."""
 import os
 import subprocess
 import time
+import contextlib
 
 
 class Zones:
@@ -24,7 +25,7 @@ class Zones:
     def write(self, zone, records):
         lines = [f"$ORIGIN {zone}.", "$TTL 1",
                  f"@ IN SOA ns.{zone}. hostmaster.{zone}. ({int(time.time())} 60 60 60 1)",
-                 f"@ IN NS ns.{zone}.", f"ns IN A 127.0.0.1"]
+                 f"@ IN NS ns.{zone}.", "ns IN A 127.0.0.1"]
         for name, rtype, rdata in records:
             if rtype == "TXT":
                 chunks = [rdata[i:i + 250] for i in range(0, len(rdata), 250)] or [""]
@@ -60,10 +61,8 @@ class Zones:
 
     def remove(self, zone):
         self._ctl("delzone", zone)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(self.dir, f"{zone}.zone"))
-        except FileNotFoundError:
-            pass
         if zone in self.created:
             self.created.remove(zone)
 

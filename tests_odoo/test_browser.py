@@ -53,6 +53,26 @@ def save(page):
     expect(page.locator(".o_notification.border-danger, .modal .o_error_dialog")).to_have_count(0)
 
 
+def poll(fetch, done, tries=50):
+    """fetch() until done(value) or `tries` attempts 0.2 s apart; the last value (the caller asserts)."""
+    for _ in range(tries):
+        value = fetch()
+        if done(value):
+            break
+        time.sleep(0.2)
+    return value
+
+
+def catch_all_destinations(env, domain):
+    conn = psycopg2.connect(env["MAILDB_DSN"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT destination FROM aliases WHERE source = %s", (f"@{domain}",))
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
 def imap_login(env, user, password):
     imap = imaplib.IMAP4(env.get("IMAP_HOST", "127.0.0.1"), int(env["IMAP_PORT"]))
     ctx = ssl.create_default_context()
@@ -73,23 +93,18 @@ def test_domain_and_catch_all_mailbox_through_the_forms(env, odoo, tenant, page)
     save(page)
     # Odoo asked the platform for an ownership proof: once the create is
     # applied, the form shows the TXT record to publish
-    for _ in range(50):
-        dom = odoo("emboux.domain", "search_read", [("name", "=", domain)],
-                   fields=["sync_state", "ownership", "ownership_record_value"])
-        if dom[0]["sync_state"] != "pending":
-            break
-        time.sleep(0.2)
+    dom = poll(lambda: odoo("emboux.domain", "search_read", [("name", "=", domain)],
+                            fields=["sync_state", "ownership", "ownership_record_value"]),
+               lambda dom: dom[0]["sync_state"] != "pending")
     assert dom[0]["ownership"] == "pending" and dom[0]["ownership_record_value"].startswith("emboux-verify="), dom
     page.reload()
     expect(page.locator("div[name=ownership_record_value]")).to_contain_text(dom[0]["ownership_record_value"])
     # nobody can publish DNS for this test name: the manager vouches, explicitly
     page.locator("button[name=action_vouch_ownership]").click()
     page.locator(".modal-footer .btn-primary").click()
-    for _ in range(50):
-        dom = odoo("emboux.domain", "search_read", [("name", "=", domain)], fields=["sync_state", "ownership"])
-        if dom[0]["ownership"] == "vouched" and dom[0]["sync_state"] == "synced":
-            break
-        time.sleep(0.2)
+    dom = poll(lambda: odoo("emboux.domain", "search_read", [("name", "=", domain)],
+                            fields=["sync_state", "ownership"]),
+               lambda dom: dom[0]["ownership"] == "vouched" and dom[0]["sync_state"] == "synced")
     assert dom[0]["ownership"] == "vouched" and dom[0]["sync_state"] == "synced", dom
 
     page.goto(f"{base}/odoo/action-emboux_core.emboux_mailbox_action/new")
@@ -104,42 +119,22 @@ def test_domain_and_catch_all_mailbox_through_the_forms(env, odoo, tenant, page)
     # Odoo sent the change right after its commit: the records say so
     box = odoo("emboux.mailbox", "search_read", [("email", "=", email)], fields=["sync_state", "catch_all"])
     assert box and box[0]["catch_all"], box
-    for _ in range(50):
-        box = odoo("emboux.mailbox", "search_read", [("email", "=", email)], fields=["sync_state", "sync_error"])
-        if box[0]["sync_state"] != "pending":
-            break
-        time.sleep(0.2)
+    box = poll(lambda: odoo("emboux.mailbox", "search_read", [("email", "=", email)],
+                            fields=["sync_state", "sync_error"]),
+               lambda box: box[0]["sync_state"] != "pending")
     assert box[0]["sync_state"] == "synced", box
     # ... and so does the mail DB
-    conn = psycopg2.connect(env["MAILDB_DSN"])
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT destination FROM aliases WHERE source = %s", (f"@{domain}",))
-            assert cur.fetchall() == [(email,)]
-    finally:
-        conn.close()
+    assert catch_all_destinations(env, domain) == [(email,)]
 
     # on the saved mailbox the catch-all is a toggle that applies at once (no Save)
     page.locator("div[name=catch_all] input").uncheck()
-    for _ in range(50):
-        conn = psycopg2.connect(env["MAILDB_DSN"])
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT count(*) FROM aliases WHERE source = %s", (f"@{domain}",))
-                left = cur.fetchone()[0]
-        finally:
-            conn.close()
-        if not left:
-            break
-        time.sleep(0.2)
-    assert left == 0, "unticking the catch-all did not remove it"
+    left = poll(lambda: catch_all_destinations(env, domain), lambda left: not left)
+    assert left == [], "unticking the catch-all did not remove it"
     page.locator("div[name=catch_all] input").check()
     expect(page.locator(".o_form_button_save")).to_be_hidden()
-    for _ in range(50):
-        box = odoo("emboux.mailbox", "search_read", [("email", "=", email)], fields=["sync_state", "catch_all"])
-        if box[0]["catch_all"] and box[0]["sync_state"] == "synced":
-            break
-        time.sleep(0.2)
+    box = poll(lambda: odoo("emboux.mailbox", "search_read", [("email", "=", email)],
+                            fields=["sync_state", "catch_all"]),
+               lambda box: box[0]["catch_all"] and box[0]["sync_state"] == "synced")
     assert box[0]["catch_all"] and box[0]["sync_state"] == "synced", box
 
     # the password typed in the form opens the mailbox over IMAP

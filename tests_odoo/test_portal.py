@@ -86,7 +86,8 @@ def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers):
             expect(row).to_contain_text(dom["ownership_record_name"])
             expect(row).to_contain_text(dom["ownership_record_value"])
             # nobody can publish DNS for a test name: the operator vouches
-            odoo("emboux.domain", "action_vouch_ownership", [odoo("emboux.domain", "search", [("name", "=", domain)])[0]])
+            domain_id = odoo("emboux.domain", "search", [("name", "=", domain)])[0]
+            odoo("emboux.domain", "action_vouch_ownership", [domain_id])
 
             page.goto(f"{base}/my/email")
             page.locator("input[name=local_part]").fill("desk")
@@ -99,8 +100,10 @@ def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers):
             box_row.locator("input[name=password]").fill(new_pw)
             box_row.get_by_role("button", name="Reset password").click()
             expect(page.locator(".alert-success")).to_contain_text("Password changed")
-            wait_for(lambda: odoo("emboux.mailbox", "search_count", [("email", "=", email), ("sync_state", "=", "synced")])
-                     and odoo("emboux.domain", "search_count", [("name", "=", domain), ("sync_state", "=", "synced")]),
+            wait_for(lambda: odoo("emboux.mailbox", "search_count", [("email", "=", email),
+                                                                      ("sync_state", "=", "synced")])
+                     and odoo("emboux.domain", "search_count", [("name", "=", domain),
+                                                                ("sync_state", "=", "synced")]),
                      "the mailbox never reached the platform")
             box_id = odoo("emboux.mailbox", "search", [("email", "=", email)])[0]
         finally:
@@ -118,7 +121,8 @@ def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers):
             expect(page.locator("body")).not_to_contain_text(domain)
             page.evaluate("""([id, token]) => { const f = document.createElement('form'); f.method = 'post';
                 f.action = '/my/email/mailbox/' + id + '/delete'; const i = document.createElement('input');
-                i.name = 'csrf_token'; i.value = token; f.appendChild(i); document.body.appendChild(f); f.submit(); }""",
+                i.name = 'csrf_token'; i.value = token; f.appendChild(i); document.body.appendChild(f);
+                f.submit(); }""",
                           [box_id, page.locator("input[name=csrf_token]").first.get_attribute("value")
                            if page.locator("input[name=csrf_token]").count() else ""])
             expect(page.locator(".alert-danger")).to_contain_text("not one of your records")

@@ -12,7 +12,7 @@ def env_number(env, key, default, cast=int):
     try:
         return cast(raw)
     except ValueError:
-        raise SystemExit(f"{key} must be a number, got {raw!r}")
+        raise SystemExit(f"{key} must be a number, got {raw!r}") from None
 
 
 @dataclass(frozen=True)

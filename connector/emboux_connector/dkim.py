@@ -48,7 +48,7 @@ def generate(bits=None):
 
 def new_selector(now=None):
     """A fresh selector: 'eb' + date + random suffix (never reused)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return f"eb{now:%Y%m%d}-{secrets.token_hex(3)}"
 
 

@@ -16,15 +16,6 @@ import dns.resolver
 DMARC_STAGES = ("none", "quarantine", "reject")
 
 
-def local_spf_mechanism():
-    """What a `local` domain's SPF must include: LOCAL_SPF_MECHANISM, else
-    a:<MAIL_HOSTNAME> (the host our Postfix sends from)."""
-    mech = os.environ.get("LOCAL_SPF_MECHANISM")
-    if mech:
-        return mech
-    return f"a:{os.environ.get('MAIL_HOSTNAME') or 'mail.emboux.test'}"
-
-
 def mx_host():
     return (os.environ.get("MX_HOST") or os.environ.get("MAIL_HOSTNAME") or "mail.emboux.test").rstrip(".")
 
@@ -55,8 +46,9 @@ def lookup(res, name, rtype, errors=None):
         return []
     except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
         if errors is None:
-            raise LookupFailed(f"{name} {rtype}: {type(exc).__name__}")
-        errors.append(f"{name} {rtype}: {'no answer from the resolver' if isinstance(exc, dns.resolver.NoNameservers) else 'timeout'}")
+            raise LookupFailed(f"{name} {rtype}: {type(exc).__name__}") from exc
+        why = "no answer from the resolver" if isinstance(exc, dns.resolver.NoNameservers) else "timeout"
+        errors.append(f"{name} {rtype}: {why}")
         return []
     if ans.rrset is None:
         return []
@@ -97,144 +89,149 @@ def dkim_txt_published(domain, selector, public_b64):
     return any(tags(v).get("p", "").replace(" ", "") == public_b64 for v in found), found
 
 
-def check(domain, provider, dkim_expected, verification=None, org_domain=None):
+def _spf_check(lk, domain, mech):
+    """Exactly one v=spf1 record that includes the provider's mechanism."""
+    found = [v for v in lk(domain, "TXT") if v.lower().startswith("v=spf1")]
+    expected = f"v=spf1 {mech} ~all"
+    if not found:
+        return entry("SPF", "TXT", domain, expected, [], "missing", f'publish TXT "{expected}" at {domain}')
+    if len(found) > 1:
+        return entry("SPF", "TXT", domain, expected, found, "wrong",
+                     "merge the SPF records into one (several v=spf1 records is a permerror)")
+    terms = found[0].lower().split()
+    if mech.lower() not in terms:
+        return entry("SPF", "TXT", domain, expected, found, "wrong",
+                     f"add {mech} to the SPF record before its all term")
+    return entry("SPF", "TXT", domain, expected, found, "ok", None)
+
+
+def _mx_check(lk, domain):
+    """Inbound is always ours: our host and no other."""
+    want = mx_host()
+    found = lk(domain, "MX")
+    hosts = [f.split(" ", 1)[1].lower() for f in found]
+    if want in hosts:
+        st = "ok" if len(set(hosts)) == 1 else "wrong"
+        fix = f"remove the other MX records; keep only {want}"
+    else:
+        st = "missing" if not found else "wrong"
+        fix = f"publish MX 10 {want}. for {domain}" + (" and remove the others" if found else "")
+    return entry("MX", "MX", domain, f"10 {want}", found, st, fix)
+
+
+def _verification_check(lk, verification):
+    """The provider's verification TXT (SES only)."""
+    name, value = verification["name"], verification["value"]
+    found = lk(name, "TXT")
+    if value in found:
+        return entry("verification", "TXT", name, value, found, "ok", None)
+    return entry("verification", "TXT", name, value, found, "wrong" if found else "missing",
+                 f'publish TXT "{value}" at {name}')
+
+
+def _dkim_check(lk, rec):
+    """One expected DKIM record: the CNAME target, or a TXT with the same p= key."""
+    found = lk(rec["name"], rec["type"])
+    if rec["type"] == "CNAME":
+        ok = rec["value"].rstrip(".").lower() in [f.lower() for f in found]
+    else:
+        want_p = tags(rec["value"]).get("p", "").replace(" ", "")
+        ok = any(tags(f).get("p", "").replace(" ", "") == want_p for f in found)
+    if ok:
+        return entry("DKIM", rec["type"], rec["name"], rec["value"], found, "ok", None,
+                     selector=rec.get("selector"))
+    return entry("DKIM", rec["type"], rec["name"], rec["value"], found,
+                 "wrong" if found else "missing",
+                 f"publish {rec['type']} {rec['name']} -> {rec['value'][:60]}"
+                 f"{'...' if len(rec['value']) > 60 else ''} (exactly this value)",
+                 selector=rec.get("selector"))
+
+
+def _dmarc_records(lk, name):
+    return [v for v in lk(name, "TXT") if v.strip().lower().startswith("v=dmarc1")]
+
+
+def _dmarc_check(lk, domain, org_domain):
+    """Present, one record, a known policy; the staged rollout none -> quarantine -> reject.
+    The entry's `policy` is what BIMI's check needs."""
+    name = f"_dmarc.{domain}"
+    expected = f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{org_domain or domain}"
+    found = _dmarc_records(lk, name)
+    inherited = None
+    if not found and org_domain:
+        found = _dmarc_records(lk, f"_dmarc.{org_domain}")
+        inherited = org_domain if found else None
+    if not found:
+        return entry("DMARC", "TXT", name, expected, [], "missing",
+                     f'publish TXT "{expected}" at {name}, then move p= to quarantine and reject '
+                     "once the reports are clean", policy=None, stage=None)
+    if len(found) > 1:
+        return entry("DMARC", "TXT", name, expected, found, "wrong",
+                     "keep a single DMARC record", policy=None, stage=None)
+    t = tags(found[0])
+    policy = (t.get("sp") if inherited and "sp" in t else t.get("p", "")).lower()
+    if policy not in DMARC_STAGES:
+        return entry("DMARC", "TXT", name, expected, found, "wrong",
+                     "p= must be none, quarantine or reject", policy=policy or None, stage=None)
+    stage = DMARC_STAGES.index(policy) + 1
+    nxt = {"none": "quarantine", "quarantine": "reject"}.get(policy)
+    return entry("DMARC", "TXT", name, expected, found, "ok", None, policy=policy,
+                 stage=f"{stage}/3", next_step=(f"when the aggregate reports show only aligned mail, "
+                                               f"raise p= to {nxt}") if nxt else None,
+                 inherited_from=inherited)
+
+
+def _bimi_check(lk, domain, dmarc_policy):
+    """Optional; points at an SVG over https; only meaningful once DMARC enforces."""
+    name = f"default._bimi.{domain}"
+    expected = "v=BIMI1; l=https://<your host>/logo.svg"
+    found = [v for v in lk(name, "TXT") if v.strip().lower().startswith("v=bimi1")]
+    enforcing = dmarc_policy in ("quarantine", "reject")
+    if not found:
+        return entry("BIMI", "TXT", name, expected, [], "missing",
+                     f'optional: publish TXT "{expected}" at {name}'
+                     + ("" if enforcing else " (after DMARC is at quarantine or reject)"), required=False)
+    loc = tags(found[0]).get("l", "")
+    if not re.match(r"^https://[^\s/]+/\S*\.svg$", loc, re.I):
+        return entry("BIMI", "TXT", name, expected, found, "wrong",
+                     "l= must be an https URL of an SVG (Tiny PS) logo", required=False)
+    if not enforcing:
+        return entry("BIMI", "TXT", name, expected, found, "wrong",
+                     "BIMI is ignored until DMARC is enforcing: set p=quarantine or p=reject",
+                     required=False)
+    return entry("BIMI", "TXT", name, expected, found, "ok", None, required=False)
+
+
+def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=None):
     """Run every check.
 
-    provider: 'local' / 'ses' / 'mailgun' (for the SPF mechanism)
+    spf_mechanism: what the domain's SPF record must include (the provider's)
     dkim_expected: [{type, name, value}] (CNAME for SES, TXT otherwise)
     verification: {type, name, value} or None (SES _amazonses TXT)
     org_domain: the parent whose DMARC applies when the domain has none
     """
-    from . import providers
     res = resolver()
-    out = []
 
     def safe(fn, *args):
+        """fn(lookup, *args) -> entry; a failed lookup is named in a failing entry's fix."""
         errors = []
 
         def lk(name, rtype):
             return lookup(res, name, rtype, errors)
-        e = fn(lk)
+        e = fn(lk, *args)
         if errors and e["status"] != "ok":
             e["fix"] = f"{e['fix']} (DNS lookup failed: {'; '.join(errors)})"
         return e
 
-    # MX: inbound is always ours
-    def mx(lk):
-        want = mx_host()
-        found = lk(domain, "MX")
-        hosts = [f.split(" ", 1)[1].lower() for f in found]
-        if want in hosts:
-            st = "ok" if len(set(hosts)) == 1 else "wrong"
-            fix = f"remove the other MX records; keep only {want}"
-        else:
-            st = "missing" if not found else "wrong"
-            fix = f"publish MX 10 {want}. for {domain}" + (" and remove the others" if found else "")
-        return entry("MX", "MX", domain, f"10 {want}", found, st, fix)
-    out.append(safe(mx))
-
-    # SPF: exactly one v=spf1 record that includes the provider's mechanism
-    def spf(lk):
-        mech = providers.get(provider).spf_mechanism
-        found = [v for v in lk(domain, "TXT") if v.lower().startswith("v=spf1")]
-        expected = f"v=spf1 {mech} ~all"
-        if not found:
-            return entry("SPF", "TXT", domain, expected, [], "missing", f'publish TXT "{expected}" at {domain}')
-        if len(found) > 1:
-            return entry("SPF", "TXT", domain, expected, found, "wrong",
-                         "merge the SPF records into one (several v=spf1 records is a permerror)")
-        terms = found[0].lower().split()
-        if mech.lower() not in terms:
-            return entry("SPF", "TXT", domain, expected, found, "wrong",
-                         f"add {mech} to the SPF record before its all term")
-        return entry("SPF", "TXT", domain, expected, found, "ok", None)
-    out.append(safe(spf))
-
-    # Provider verification TXT (SES only)
+    out = [safe(_mx_check, domain), safe(_spf_check, domain, spf_mechanism)]
     if verification:
-        def ver(lk):
-            found = lk(verification["name"], "TXT")
-            if verification["value"] in found:
-                return entry("verification", "TXT", verification["name"], verification["value"], found, "ok", None)
-            return entry("verification", "TXT", verification["name"], verification["value"], found,
-                         "wrong" if found else "missing",
-                         f'publish TXT "{verification["value"]}" at {verification["name"]}')
-        out.append(safe(ver))
-
-    # DKIM: one entry per expected record
-    for rec in dkim_expected:
-        def dk(lk, rec=rec):
-            found = lk(rec["name"], rec["type"])
-            if rec["type"] == "CNAME":
-                ok = rec["value"].rstrip(".").lower() in [f.lower() for f in found]
-            else:
-                want_p = tags(rec["value"]).get("p", "").replace(" ", "")
-                ok = any(tags(f).get("p", "").replace(" ", "") == want_p for f in found)
-            if ok:
-                return entry("DKIM", rec["type"], rec["name"], rec["value"], found, "ok", None,
-                             selector=rec.get("selector"))
-            return entry("DKIM", rec["type"], rec["name"], rec["value"], found,
-                         "wrong" if found else "missing",
-                         f"publish {rec['type']} {rec['name']} -> {rec['value'][:60]}"
-                         f"{'...' if len(rec['value']) > 60 else ''} (exactly this value)",
-                         selector=rec.get("selector"))
-        out.append(safe(dk))
+        out.append(safe(_verification_check, verification))
+    out.extend(safe(_dkim_check, rec) for rec in dkim_expected)
     if not dkim_expected:
         out.append(entry("DKIM", "TXT", f"*._domainkey.{domain}", None, [], "missing",
                          "no DKIM key yet: POST /domains/{name}/verify creates or requests one"))
-
-    # DMARC: present, policy, staged rollout none -> quarantine -> reject
-    dmarc_policy = None
-
-    def dmarc(lk):
-        nonlocal dmarc_policy
-        name = f"_dmarc.{domain}"
-        expected = f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{org_domain or domain}"
-        found = [v for v in lk(name, "TXT") if v.strip().lower().startswith("v=dmarc1")]
-        inherited = None
-        if not found and org_domain:
-            found = [v for v in lk(f"_dmarc.{org_domain}", "TXT")
-                     if v.strip().lower().startswith("v=dmarc1")]
-            inherited = org_domain if found else None
-        if not found:
-            return entry("DMARC", "TXT", name, expected, [], "missing",
-                         f'publish TXT "{expected}" at {name}, then move p= to quarantine and reject '
-                         "once the reports are clean", policy=None, stage=None)
-        if len(found) > 1:
-            return entry("DMARC", "TXT", name, expected, found, "wrong",
-                         "keep a single DMARC record", policy=None, stage=None)
-        t = tags(found[0])
-        policy = (t.get("sp") if inherited and "sp" in t else t.get("p", "")).lower()
-        if policy not in DMARC_STAGES:
-            return entry("DMARC", "TXT", name, expected, found, "wrong",
-                         "p= must be none, quarantine or reject", policy=policy or None, stage=None)
-        dmarc_policy = policy
-        stage = DMARC_STAGES.index(policy) + 1
-        nxt = {"none": "quarantine", "quarantine": "reject"}.get(policy)
-        return entry("DMARC", "TXT", name, expected, found, "ok", None, policy=policy,
-                     stage=f"{stage}/3", next_step=(f"when the aggregate reports show only aligned mail, "
-                                                   f"raise p= to {nxt}") if nxt else None,
-                     inherited_from=inherited)
-    out.append(safe(dmarc))
-
-    # BIMI: optional; points at an SVG over https; only meaningful once DMARC enforces
-    def bimi(lk):
-        name = f"default._bimi.{domain}"
-        expected = "v=BIMI1; l=https://<your host>/logo.svg"
-        found = [v for v in lk(name, "TXT") if v.strip().lower().startswith("v=bimi1")]
-        enforcing = dmarc_policy in ("quarantine", "reject")
-        if not found:
-            return entry("BIMI", "TXT", name, expected, [], "missing",
-                         f'optional: publish TXT "{expected}" at {name}'
-                         + ("" if enforcing else " (after DMARC is at quarantine or reject)"), required=False)
-        loc = tags(found[0]).get("l", "")
-        if not re.match(r"^https://[^\s/]+/\S*\.svg$", loc, re.I):
-            return entry("BIMI", "TXT", name, expected, found, "wrong",
-                         "l= must be an https URL of an SVG (Tiny PS) logo", required=False)
-        if not enforcing:
-            return entry("BIMI", "TXT", name, expected, found, "wrong",
-                         "BIMI is ignored until DMARC is enforcing: set p=quarantine or p=reject",
-                         required=False)
-        return entry("BIMI", "TXT", name, expected, found, "ok", None, required=False)
-    out.append(safe(bimi))
+    dmarc = safe(_dmarc_check, domain, org_domain)
+    out.append(dmarc)
+    # BIMI counts only under an enforcing policy of a DMARC record that checked ok
+    out.append(safe(_bimi_check, domain, dmarc.get("policy") if dmarc["status"] == "ok" else None))
     return out

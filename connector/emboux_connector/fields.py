@@ -94,8 +94,8 @@ class AwareDateTime(fields.DateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is None:
-            result = result.replace(tzinfo=dt.timezone.utc)
+            result = result.replace(tzinfo=dt.UTC)
         try:
-            return result.astimezone(dt.timezone.utc)
+            return result.astimezone(dt.UTC)
         except OverflowError:
-            raise ValidationError("Out of range: the instant in UTC must fall in years 1 to 9999.")
+            raise ValidationError("Out of range: the instant in UTC must fall in years 1 to 9999.") from None

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 from urllib.parse import urlsplit
+import contextlib
 
 MASK = "***"
 
@@ -46,10 +47,8 @@ def secret_values(env=None):
     env = os.environ if env is None else env
     found = [env.get(k) for k in SECRET_SETTINGS]
     dsn = env.get("MAILDB_DSN") or ""
-    try:
+    with contextlib.suppress(ValueError):
         found.append(urlsplit(dsn).password)
-    except ValueError:
-        pass
     found += re.findall(r"password\s*=\s*'?([^'\s]+)", dsn)
     return sorted({v for v in found if v and len(v) >= 8}, key=len, reverse=True)
 

@@ -42,13 +42,15 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
+import contextlib
 
 log = logging.getLogger(__name__)
 
 # user@domain as the API stores it: lower case, IDNA domain. Anything that
 # could walk out of the mail store (/, .., NUL) is refused before any path
 # is built from it.
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{|}~.-]{1,64}$")
 EX_NOUSER = 67   # doveadm's exit code for an unknown user
 
@@ -86,10 +88,8 @@ def _banner(host: str, port: int, expect: bytes, bye: bytes) -> tuple[bool, str]
                 if not chunk:
                     break
                 line += chunk
-            try:
+            with contextlib.suppress(OSError):
                 s.sendall(bye)
-            except OSError:
-                pass
     except OSError as e:
         return False, f"{host}:{port} unreachable: {e.strerror or e}"
     ms = (time.monotonic() - t0) * 1000
@@ -197,7 +197,7 @@ def purge_retention(conn_or_rows) -> dict:
             f.flush()
             query = ["mailbox", "*", "before", f"{days}d"]
             found = _doveadm("search", "-F", f.name, *query)
-            matched = max(0, len([l for l in found.stdout.splitlines()[1:] if l.strip()]))
+            matched = max(0, len([line for line in found.stdout.splitlines()[1:] if line.strip()]))
             r = _doveadm("expunge", "-F", f.name, *query)
             if r.returncode != 0 or found.returncode != 0:
                 err = (r.stderr or found.stderr).strip()
@@ -260,10 +260,8 @@ def _discard(path: str, label: str) -> bool:
 
 def _kick(user_mask: str) -> None:
     """Close IMAP sessions still open on the removed store (best effort)."""
-    try:
+    with contextlib.suppress(MailServerError):
         _doveadm("kick", user_mask, timeout=_timeout())
-    except MailServerError:
-        pass
 
 
 def remove_mailbox_store(email: str, conn=None) -> bool:

@@ -41,7 +41,7 @@ def parse_day(value, field="day"):
     try:
         return dt.date.fromisoformat(value)
     except (TypeError, ValueError):
-        raise ApiError(400, f"{field}: expected YYYY-MM-DD", code="invalid_field")
+        raise ApiError(400, f"{field}: expected YYYY-MM-DD", code="invalid_field") from None
 
 
 def parse_month(value, field="month"):
@@ -51,7 +51,7 @@ def parse_month(value, field="month"):
             raise ValueError(value)
         return dt.date(int(y), int(m), 1)
     except (AttributeError, ValueError):
-        raise ApiError(400, f"{field}: expected YYYY-MM", code="invalid_field")
+        raise ApiError(400, f"{field}: expected YYYY-MM", code="invalid_field") from None
 
 
 def _fmt_month(month):

@@ -34,7 +34,7 @@ def _json_body():
         # NaN and Infinity are not JSON; a body nested thousands deep is not a record.
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ApiError(400, "Malformed JSON body")
+        raise ApiError(400, "Malformed JSON body") from None
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")
     refuse_unstorable(data)

@@ -54,6 +54,7 @@ def test_alias_errors(tenant):
     assert r.status_code == 400 and r.json()["detail"].startswith("source:")
     r = tenant.post("/aliases/", json={"domain_name": d, "source": f"a@{d}", "destination": " , "})
     assert r.status_code == 400 and r.json()["detail"].startswith("destination:")
-    r = tenant.post("/aliases/", json={"domain_name": d, "source": f"a@{d}", "destination": "ok@example.org,bad address@x.org"})
+    r = tenant.post("/aliases/", json={"domain_name": d, "source": f"a@{d}",
+                                       "destination": "ok@example.org,bad address@x.org"})
     assert r.status_code == 400 and r.json()["detail"].startswith("destination:")
     assert tenant.get("/aliases/").json() == []

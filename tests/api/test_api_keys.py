@@ -2,7 +2,6 @@
 
 import datetime as dt
 import hashlib
-import time
 
 
 def test_create_returns_token_once_and_stores_hash(api, sql):
@@ -96,7 +95,7 @@ def test_delta_sync_rejects_bad_since(tenant):
 
 
 def test_master_change_feed(api, tenant):
-    since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)).isoformat()
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
     d = tenant.domain()
     feed = api.get("/changes", params={"since": since}).json()
     assert ("domain", d) in {(c["resource"], c["key"]) for c in feed["changes"]}

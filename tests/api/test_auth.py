@@ -58,11 +58,11 @@ def test_deactivated_and_expired_keys(api, make_tenant):
     assert r.status_code == 200 and r.json()["active"] is False
     assert t.get("/domains/").json()["detail"] == "API key is deactivated"
     api.put(f"/api-keys/{t.token}", json={"active": True})
-    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).isoformat()
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
     assert api.put(f"/api-keys/{t.token}", json={"expires_at": past}).status_code == 200
     r = t.get("/domains/")
     assert r.status_code == 403 and r.json()["detail"] == "API key has expired"
-    future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
     api.put(f"/api-keys/{t.token}", json={"expires_at": future})
     assert t.get("/domains/").status_code == 200
 

@@ -274,7 +274,7 @@ def test_parallel_verify_of_a_new_domain(api, tenant, sql):
         assert r.status_code == 201, r.text
         barrier = threading.Barrier(n)
 
-        def verify(_):
+        def verify(_, barrier=barrier, name=name):
             barrier.wait()
             return tenant.post(f"/domains/{name}/verify", json={})
 

@@ -72,7 +72,8 @@ def _snapshot(sql, d):
                 "WHERE d.name = %s ORDER BY email", (d,)),
             sql("SELECT source, destination FROM aliases a JOIN domains d ON d.id = a.domain_id "
                 "WHERE d.name = %s ORDER BY source, destination", (d,)),
-            sql("SELECT active FROM api_keys WHERE partner_ref = (SELECT partner_ref FROM domains WHERE name = %s)", (d,)))
+            sql("SELECT active FROM api_keys "
+                "WHERE partner_ref = (SELECT partner_ref FROM domains WHERE name = %s)", (d,)))
 
 
 @pytest.mark.parametrize("method,path,body,status", CALLS, ids=[f"{m} {p}" for m, p, _, _ in CALLS])

@@ -58,7 +58,7 @@ def test_parallel_domain_creates_at_quota_boundary(make_tenant, sql, api):
         t = make_tenant(domains_allowed=3)
         t.domain(), t.domain()  # N-1 used
         names = [f"race{i}-{t.partner_ref}.emboux-test.net" for i in range(6)]
-        results = _parallel([lambda n=n: requests.post(api.base + "/domains/", json={"name": n},
+        results = _parallel([lambda n=n, t=t: requests.post(api.base + "/domains/", json={"name": n},
                              headers={"Authorization": f"Bearer {t.token}"}, timeout=30) for n in names])
         codes = sorted(r.status_code for r in results)
         assert codes == [201, 403, 403, 403, 403, 403], codes

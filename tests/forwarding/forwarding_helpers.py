@@ -7,6 +7,7 @@ import os
 import smtplib
 import time
 import uuid
+import contextlib
 
 
 PASSWORD = "correct horse 1"
@@ -70,10 +71,8 @@ class Port25:
                               f"forward me {marker}\r\n")
             return {r: (c, t.decode(errors="replace")) for r, (c, t) in answers.items()}, data
         finally:
-            try:
+            with contextlib.suppress(smtplib.SMTPException):
                 s.quit()
-            except smtplib.SMTPException:
-                pass
 
 
 class Forwarder:

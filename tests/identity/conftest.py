@@ -11,8 +11,6 @@ import datetime as dt
 import glob
 import json
 import os
-import subprocess
-import textwrap
 import time
 import uuid
 
@@ -126,6 +124,16 @@ def sink(devenv):
 
 
 @pytest.fixture
+def hook(devenv):
+    """POST a JSON payload to one of the connector's webhook endpoints."""
+    url = devenv["EMBOUX_API_URL"]
+
+    def post(path, payload, **kw):
+        return requests.post(url + path, json=payload, timeout=30, **kw)
+    return post
+
+
+@pytest.fixture
 def zones(devenv):
     need(devenv, "DNS_ZONES_DIR", "NSD_CONF", "DNS_RESOLVER")
     z = Zones(devenv)
@@ -145,7 +153,7 @@ def sns_signer(maildb):
     fetched one (there is no switch that disables verification)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))

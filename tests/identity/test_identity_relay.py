@@ -9,7 +9,6 @@ import uuid
 
 import dkim
 import dns.resolver
-import pytest
 
 PASSWORD = "correct horse 1"
 

@@ -2,7 +2,7 @@
 real feedback routine) survives deleting and re-creating the domain, whoever
 re-creates it (issue 9; the rest is in tests/outbound/test_retention.py)."""
 
-from test_identity_webhooks import fresh, hook, mailgun_event, rcpt  # noqa: F401 (hook: fixture)
+from test_identity_webhooks import fresh, mailgun_event, rcpt
 
 
 def test_guillotined_name_stays_suspended_after_delete(hook, devenv, sql, api, make_tenant):

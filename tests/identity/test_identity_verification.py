@@ -4,7 +4,6 @@ inheritance, delete clean-up and the Mailgun credential bootstrap."""
 
 import uuid
 
-import pytest
 
 
 def fresh(prefix="v"):

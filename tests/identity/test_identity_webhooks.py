@@ -16,7 +16,7 @@ import datetime as dt
 
 def sns_notification(topic, message, msg_id=None):
     return {"Type": "Notification", "MessageId": msg_id or str(uuid.uuid4()), "TopicArn": topic,
-            "Message": json.dumps(message), "Timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "Message": json.dumps(message), "Timestamp": dt.datetime.now(dt.UTC).isoformat(),
             "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"}
 
 
@@ -26,15 +26,6 @@ def fresh(prefix="wh"):
 
 def rcpt():
     return f"r{uuid.uuid4().hex[:10]}@example.org"
-
-
-@pytest.fixture
-def hook(devenv):
-    url = devenv["EMBOUX_API_URL"]
-
-    def post(path, payload, **kw):
-        return requests.post(url + path, json=payload, timeout=30, **kw)
-    return post
 
 
 def mailgun_event(key, event, recipient, sender, severity=None, ts=None, token=None, sig=None):
@@ -135,9 +126,11 @@ def test_guillotine_suspends_outbound_above_bounce_rate(hook, devenv, sql, domai
         "WHERE d.id = domain_id AND d.name = %s", (domain,))
     # 2/400 = 0.5 %: not above the threshold
     for _ in range(2):
-        assert hook("/webhooks/mailgun", mailgun_event(key, "failed", rcpt(), f"a@{domain}", "permanent")).status_code == 200
+        hard_bounce = mailgun_event(key, "failed", rcpt(), f"a@{domain}", "permanent")
+        assert hook("/webhooks/mailgun", hard_bounce).status_code == 200
     assert counters(sql, domain)["outbound_status"] == "active"
-    assert hook("/webhooks/mailgun", mailgun_event(key, "failed", rcpt(), f"a@{domain}", "permanent")).status_code == 200
+    hard_bounce = mailgun_event(key, "failed", rcpt(), f"a@{domain}", "permanent")
+    assert hook("/webhooks/mailgun", hard_bounce).status_code == 200
     c = counters(sql, domain)
     assert c["outbound_status"] == "suspended" and "bounce rate 0.75%" in c["outbound_status_reason"]
     out = api.get(f"/domains/{domain}/outbound").json()
@@ -187,7 +180,8 @@ def test_ses_complaint_and_transient(hook, sns_signer, devenv, sql, domain):
                  "mail": {"source": f"a@{domain}"}}
     assert hook("/webhooks/ses", sns_signer(sns_notification(topic, complaint))).status_code == 200
     t = rcpt()
-    assert hook("/webhooks/ses", sns_signer(sns_notification(topic, ses_bounce(domain, [t], "Transient")))).status_code == 200
+    soft_bounce = ses_bounce(domain, [t], "Transient")
+    assert hook("/webhooks/ses", sns_signer(sns_notification(topic, soft_bounce))).status_code == 200
     assert suppressed(sql, c)[0]["reason"] == "complaint" and suppressed(sql, t) == []
     k = counters(sql, domain)
     assert (k["complaint_count"], k["temp_fail_count"]) == (1, 1)

@@ -13,7 +13,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
 
 from emboux_connector import dkim, jobs, scheduler
 
@@ -21,7 +20,7 @@ EXE = pathlib.Path(sys.executable).parent / "emboux-connector"
 
 
 def utc_now():
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def domain_id(cur, name):
@@ -158,8 +157,8 @@ def test_scheduler_process_runs_every_job_and_health_reports_it(api, sql, tmp_pa
     """The real loop, on the shared DB: what it does there (yesterday's reset,
     last month's freeze, the purge, polling) any cron does anyway."""
     sql("DELETE FROM scheduler_runs")
-    log = open(tmp_path / "scheduler.log", "wb")
-    proc = subprocess.Popen([str(EXE), "scheduler"], env=os.environ, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "scheduler.log", "wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen([str(EXE), "scheduler"], env=os.environ, stdout=log, stderr=subprocess.STDOUT)
     try:
         import time
         for _ in range(600):

@@ -5,7 +5,6 @@ The shared fixtures (devenv, api, make_tenant, sql) come from tests/conftest.py.
 """
 
 import imaplib
-import os
 import smtplib
 import time
 import uuid

@@ -14,6 +14,7 @@ import socket
 import pytest
 
 from stack_clients import EHLO, insecure_tls
+import contextlib
 
 PASSWORD = "correct horse 1"
 
@@ -44,10 +45,8 @@ def smtp_auth(devenv, source, user, password, timeout=60):
             code, text = e.smtp_code, e.smtp_error
         return code, text.decode(errors="replace") if isinstance(text, bytes) else text
     finally:
-        try:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
             s.quit()
-        except (smtplib.SMTPException, OSError):
-            pass
 
 
 def imap_login(devenv, source, user, password, timeout=60):
@@ -64,10 +63,8 @@ def imap_login(devenv, source, user, password, timeout=60):
             return False
         return True
     finally:
-        try:
+        with contextlib.suppress(OSError):
             m.shutdown()
-        except OSError:
-            pass
 
 
 def test_30_failed_smtp_auths_then_the_right_password_is_refused(devenv, victim):

@@ -63,6 +63,6 @@ def test_465_speaks_tls_first_not_plaintext(mail, devenv):
         sock.settimeout(3)
         try:
             first = sock.recv(100)
-        except socket.timeout:
+        except TimeoutError:
             first = b""
     assert not first.startswith(b"220")

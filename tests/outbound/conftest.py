@@ -1,6 +1,5 @@
 """Fixtures of the outbound-control tests (helpers in outbound_helpers.py)."""
 
-import datetime as dt
 import os
 import pathlib
 import subprocess
@@ -34,10 +33,10 @@ def policyd(devenv, tmp_path):
     def start(dsn=None, ready=True, **env):
         port = free_port()
         penv = dict(os.environ, POLICYD_DSN=dsn or devenv["MAILDB_DSN"], **env)
-        log = open(tmp_path / f"policyd-{port}.log", "wb")
         exe = pathlib.Path(sys.executable).parent / "emboux-policyd"
-        p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}"], env=penv,
-                             stdout=log, stderr=subprocess.STDOUT)
+        with open(tmp_path / f"policyd-{port}.log", "wb") as log:  # the child keeps its own copy
+            p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}"], env=penv,
+                                 stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         assert wait_port(port), (tmp_path / f"policyd-{port}.log").read_text()
         if ready:   # answers temporary refusals until it has reached the mail DB

@@ -14,6 +14,7 @@ import time
 import uuid
 
 from stack_clients import free_port, submission_session, wait_port  # noqa: F401 (re-exported)
+import contextlib
 
 
 PASSWORD = "correct horse 1"
@@ -48,10 +49,8 @@ class Submitter:
             except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as e:
                 code, text = e.smtp_code, e.smtp_error
             out.append((False, code, text.decode(errors="replace") if isinstance(text, bytes) else text))
-            try:
+            with contextlib.suppress(smtplib.SMTPException):
                 s.quit()
-            except smtplib.SMTPException:
-                pass
             s = None
         if s is not None:
             s.quit()
@@ -145,7 +144,7 @@ def closable(cur, kind):
     for this transaction only and return the period the job's default closes
     then (yesterday / last month, UTC), as the body field's text."""
     cur.execute("DELETE FROM outbound_resets WHERE kind = %s", (kind,))
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     if kind == "daily":
         return (today - dt.timedelta(days=1)).isoformat()
-    return ((today.replace(day=1) - dt.timedelta(days=1))).strftime("%Y-%m")
+    return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")

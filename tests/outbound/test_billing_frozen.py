@@ -11,7 +11,7 @@ def test_frozen_flag_follows_the_monthly_resets(api, maildb):
         cur.execute("SELECT to_char(max(period), 'YYYY-MM') FROM outbound_resets WHERE kind = 'monthly' "
                     "AND period <= date_trunc('month', now())::date")
         frozen = cur.fetchone()[0]
-    current = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    current = dt.datetime.now(dt.UTC).strftime("%Y-%m")
     r = api.get(f"/outbound/billing?month={current}")
     assert r.status_code == 200, r.text
     assert r.json()["frozen"] is False  # the current month is never closed

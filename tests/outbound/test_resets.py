@@ -22,7 +22,7 @@ reset_monthly = outbound_api.reset_monthly.__wrapped__
 
 
 def utc_today():
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def month(d):

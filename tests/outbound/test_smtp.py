@@ -5,7 +5,7 @@ import smtplib
 
 import pytest
 
-from outbound_helpers import PASSWORD, accepted, wait_until
+from outbound_helpers import accepted, wait_until
 
 
 def refusals(results):

@@ -6,7 +6,7 @@ from flask import Blueprint
 from marshmallow import validate
 
 from .. import dkim, dnscheck, names, ownership, providers, schemas
-from ..errors import ApiError, not_found
+from ..errors import ApiError
 from ..fields import StrictInteger, StrictString
 from ..providers import ProviderError, lifecycle
 from ..routing import endpoint
@@ -48,7 +48,7 @@ def _external(name, provider_name, poll):
         p = providers.get(provider_name)
         ident = p.verification_status(name) if poll else p.start_verification(name)
     except ProviderError as exc:
-        raise lifecycle.provider_error(exc)
+        raise lifecycle.provider_error(exc) from exc
     return {"name": name, "provider": provider_name, "state": ident.state,
             "verified": ident.state == "verified", "ses_verified": ident.state == "verified",
             "inherited_from": None, "dns_records": ident.dns_records, "hosted": False,
@@ -161,7 +161,7 @@ def dns_check(cur, caller, name):
             verification = {"type": "TXT", "name": f"_amazonses.{owner_name}",
                             "value": ident["verification_token"]}
         dkim_expected = [r for r in ident["dns_records"] if r.get("purpose") == "dkim"]
-    checks = dnscheck.check(row["name"], provider, dkim_expected, verification,
+    checks = dnscheck.check(row["name"], providers.get(provider).spf_mechanism, dkim_expected, verification,
                             org_domain=row["parent_name"])
     problems = [c for c in checks if c["status"] != "ok" and c.get("required", True)]
     return {"name": row["name"], "provider": provider, "ok": not problems, "records": checks}

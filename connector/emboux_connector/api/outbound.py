@@ -230,11 +230,11 @@ def _parse_month(value, default, field="month"):
         y, m = value.split("-")
         return dt.date(int(y), int(m), 1)
     except ValueError:
-        raise ApiError(400, f"{field}: expected YYYY-MM")
+        raise ApiError(400, f"{field}: expected YYYY-MM") from None
 
 
 def _utc_today():
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 @endpoint(bp, "/outbound/reset-daily", "POST", role="master", body=ResetDaily,

@@ -49,7 +49,7 @@ def check_ownership(cur, caller, name):
     `ownership_record` value, or when its linked parent is owned by the
     same partner. Otherwise it stays pending, with what DNS held (`found`)."""
     row = visible_domain(cur, caller, names.domain_name(name))
-    checked_at = dt.datetime.now(dt.timezone.utc).isoformat()
+    checked_at = dt.datetime.now(dt.UTC).isoformat()
     if row["ownership"] in ownership.OWNED:
         return _answer(row, "ownership already established", found=[], checked_at=None)
     if row["parent_id"] is not None:

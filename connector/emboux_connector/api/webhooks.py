@@ -69,17 +69,9 @@ def _mailgun_kind(ev):
     return None
 
 
-@endpoint(bp, "/webhooks/mailgun", "POST", role=None, errors=(400, 403, 409, 413),
-          summary="Mailgun events (signed): permanent_fail -> bounce, complained -> complaint")
-def mailgun_webhook(cur, caller):
-    """HMAC-SHA256 of timestamp+token with MAILGUN_WEBHOOK_SIGNING_KEY, compared
-    in constant time; timestamps more than MAILGUN_WEBHOOK_MAX_AGE seconds
-    (300) away refused; a token is accepted once. Temporary failures are
-    counted, not suppressed; other events are acknowledged and ignored."""
-    key = _env("MAILGUN_WEBHOOK_SIGNING_KEY")
-    if not key:
-        raise ApiError(503, "Mailgun webhook is not configured")
-    data = _mailgun_payload()
+def _mailgun_signed_token(key, data, max_age):
+    """The payload's token once its signature block is well-formed, its HMAC
+    right and its timestamp fresh; ApiError otherwise."""
     sig = data.get("signature")
     if not isinstance(sig, dict):
         raise ApiError(400, "signature: required")
@@ -94,9 +86,24 @@ def mailgun_webhook(cur, caller):
         raise ApiError(403, "Invalid signature")
     if not mailgun_signature_ok(key, ts, token, signature.lower()):
         raise ApiError(403, "Invalid signature")
-    max_age = int(_env("MAILGUN_WEBHOOK_MAX_AGE", 300))
     if abs(time.time() - int(ts)) > max_age:
         raise ApiError(403, "Stale timestamp")
+    return token
+
+
+@endpoint(bp, "/webhooks/mailgun", "POST", role=None, errors=(400, 403, 409, 413),
+          summary="Mailgun events (signed): permanent_fail -> bounce, complained -> complaint")
+def mailgun_webhook(cur, caller):
+    """HMAC-SHA256 of timestamp+token with MAILGUN_WEBHOOK_SIGNING_KEY, compared
+    in constant time; timestamps more than MAILGUN_WEBHOOK_MAX_AGE seconds
+    (300) away refused; a token is accepted once. Temporary failures are
+    counted, not suppressed; other events are acknowledged and ignored."""
+    key = _env("MAILGUN_WEBHOOK_SIGNING_KEY")
+    if not key:
+        raise ApiError(503, "Mailgun webhook is not configured")
+    data = _mailgun_payload()
+    max_age = int(_env("MAILGUN_WEBHOOK_MAX_AGE", 300))
+    token = _mailgun_signed_token(key, data, max_age)
     ev = data.get("event-data")
     if not isinstance(ev, dict):
         raise ApiError(400, "event-data: required")
@@ -164,15 +171,15 @@ def signing_certificate(cur, url):
         try:
             r = requests.get(url, timeout=5, allow_redirects=False)
         except requests.RequestException as exc:
-            raise ApiError(502, f"Signing certificate unavailable: {type(exc).__name__}")
+            raise ApiError(502, f"Signing certificate unavailable: {type(exc).__name__}") from exc
         if r.status_code != 200:
             raise ApiError(400, f"Signing certificate unavailable: HTTP {r.status_code}")
         pem = r.text
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
     except ValueError:
-        raise ApiError(400, "Signing certificate unreadable")
-    now = dt.datetime.now(dt.timezone.utc)
+        raise ApiError(400, "Signing certificate unreadable") from None
+    now = dt.datetime.now(dt.UTC)
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
         raise ApiError(403, "Signing certificate expired or not yet valid")
     if not row:
@@ -202,12 +209,12 @@ def verify_sns(cur, msg):
     try:
         signature = base64.b64decode(msg["Signature"], validate=True)
     except ValueError:
-        raise ApiError(403, "Invalid signature")
+        raise ApiError(403, "Invalid signature") from None
     cert = signing_certificate(cur, msg["SigningCertURL"])
     try:
         cert.public_key().verify(signature, string_to_sign(msg), padding.PKCS1v15(), algo)
     except (InvalidSignature, TypeError, ValueError):
-        raise ApiError(403, "Invalid signature")
+        raise ApiError(403, "Invalid signature") from None
 
 
 def topics():
@@ -229,7 +236,7 @@ def confirm_subscription(topic_arn, token):
     try:
         r = boto3.client("sns", **kwargs).confirm_subscription(TopicArn=topic_arn, Token=token)
     except (BotoCoreError, ClientError) as exc:
-        raise ApiError(502, f"Subscription confirmation failed: {type(exc).__name__}")
+        raise ApiError(502, f"Subscription confirmation failed: {type(exc).__name__}") from exc
     return r.get("SubscriptionArn")
 
 
@@ -238,7 +245,7 @@ def ses_events(msg):
     try:
         body = json.loads(msg["Message"])
     except ValueError:
-        raise ApiError(400, "Message: not JSON")
+        raise ApiError(400, "Message: not JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Message: not a JSON object")
     ntype = body.get("notificationType") or body.get("eventType")

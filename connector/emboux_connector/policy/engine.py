@@ -128,7 +128,8 @@ SELECT c.*, (SELECT array_agg(k) FROM unnest(%s::text[]) AS k WHERE EXISTS
 APPLY_SQL = f"""
 WITH ins AS (
     INSERT INTO outbound_messages (msg_key, domain_id, units, bytes)
-    SELECT {MSG_KEY.format("k")}, d, u, b FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::bigint[]) AS x(k, d, u, b)
+    SELECT {MSG_KEY.format("k")}, d, u, b
+    FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::bigint[]) AS x(k, d, u, b)
     ON CONFLICT DO NOTHING
 )
 UPDATE outbound_counters c SET
@@ -441,7 +442,7 @@ def decide_batch(messages, counter_rows, seen_keys, settings):
         m.result, m.over_bytes = out
         m.counters = dict(c)
         seen.add(m.key)
-        for lst, val in zip(ins, (m.key, m.state.id, m.units, m.nbytes)):
+        for lst, val in zip(ins, (m.key, m.state.id, m.units, m.nbytes), strict=True):
             lst.append(val)
         a = agg.setdefault(m.state.id, [0, 0, 0, 0, 0])
         a[0] += m.units
@@ -452,7 +453,7 @@ def decide_batch(messages, counter_rows, seen_keys, settings):
     if not agg:
         return None
     ids = sorted(agg)
-    cols = list(zip(*(agg[i] for i in ids)))
+    cols = list(zip(*(agg[i] for i in ids), strict=True))
     return (list(ins[0]), list(ins[1]), list(ins[2]), list(ins[3]),
             ids, list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]), list(cols[4]))
 

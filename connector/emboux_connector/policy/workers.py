@@ -20,6 +20,7 @@ import socket
 import time
 
 from ..config import env_number
+import contextlib
 
 log = logging.getLogger("emboux.policyd")
 
@@ -59,10 +60,27 @@ def listening_sockets(host, port, n, backlog=1024):
 
 
 def _stop_with_parent():
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+
+
+def _worker_main(sock, socks, run_worker):
+    """In the forked child: run the worker on its socket, then exit (never return)."""
+    code = 1
+    try:
+        _stop_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for other in socks:
+            if other is not sock:
+                other.close()
+        run_worker(sock)
+        code = 0
+    except BaseException:
+        log.exception("worker failed")
+    finally:
+        logging.shutdown()
+        os._exit(code)
 
 
 def supervise(socks, run_worker):
@@ -74,31 +92,15 @@ def supervise(socks, run_worker):
     def spawn(sock):
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                _stop_with_parent()
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                for other in socks:
-                    if other is not sock:
-                        other.close()
-                run_worker(sock)
-                code = 0
-            except BaseException:
-                log.exception("worker failed")
-            finally:
-                logging.shutdown()
-                os._exit(code)
+            _worker_main(sock, socks, run_worker)
         children[pid] = (sock, time.monotonic())
 
     def stop(signum, frame):
         nonlocal stopping
         stopping = True
         for pid in list(children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -10,11 +10,10 @@ recorded (verification can be retried with POST verify).
 import json
 import logging
 
-import psycopg2.extras
-
-from .. import dkim
+from .. import dkim, dnscheck
 from ..errors import ApiError
 from . import ProviderError, get
+from .local import local_spf_mechanism
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +56,11 @@ def _store(cur, row, ident, error=None):
 
 def _local_identity(cur, row, check_dns=True):
     """Local: the active key (created on first use) published = verified."""
-    from .. import dnscheck
     from . import Identity
     key = dkim.ensure_key(cur, row["id"])
     records = [dkim.record(row["name"], k) for k in dkim.published(cur, row["id"])]
     records.append({"type": "TXT", "name": row["name"], "purpose": "spf",
-                    "value": f"v=spf1 {dnscheck.local_spf_mechanism()} ~all"})
+                    "value": f"v=spf1 {local_spf_mechanism()} ~all"})
     state = "pending"
     detail = "publish the DKIM TXT record, then GET verify-status"
     if check_dns:
@@ -105,7 +103,7 @@ def start(cur, row):
             if provider.account_wide_credential:
                 ensure_credential(cur, row)
     except ProviderError as exc:
-        raise provider_error(exc)
+        raise provider_error(exc) from exc
     _store(cur, row, ident)
     return identity_json(cur, row, ident.detail)
 
@@ -124,7 +122,7 @@ def poll(cur, row):
         else:
             ident = get(row["provider"]).verification_status(row["name"])
     except ProviderError as exc:
-        raise provider_error(exc)
+        raise provider_error(exc) from exc
     _store(cur, row, ident)
     return identity_json(cur, row, ident.detail)
 
@@ -195,7 +193,7 @@ def register_subdomain(cur, row):
             ident = provider.register_subdomain(row["name"], parent["name"])
             ensure_credential(cur, row)
     except ProviderError as exc:
-        raise provider_error(exc)
+        raise provider_error(exc) from exc
     _store(cur, row, ident)
     out = identity_json(cur, row, ident.detail)
     key = dkim.signing_key(cur, row["id"], row["parent_id"]) if row["provider"] == "local" else None

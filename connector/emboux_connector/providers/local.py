@@ -2,7 +2,18 @@
 with keys the connector generates (dkim.py). Verification = the active key's
 public half is published in DNS (checked with the configured resolver)."""
 
+import os
+
 from . import Identity, Provider
+
+
+def local_spf_mechanism():
+    """What a `local` domain's SPF must include: LOCAL_SPF_MECHANISM, else
+    a:<MAIL_HOSTNAME> (the host our Postfix sends from)."""
+    mech = os.environ.get("LOCAL_SPF_MECHANISM")
+    if mech:
+        return mech
+    return f"a:{os.environ.get('MAIL_HOSTNAME') or 'mail.emboux.test'}"
 
 
 class LocalProvider(Provider):
@@ -11,7 +22,6 @@ class LocalProvider(Provider):
 
     @property
     def spf_mechanism(self):
-        from ..dnscheck import local_spf_mechanism
         return local_spf_mechanism()
 
     # The DB-side work (keys) is done by lifecycle.py, which holds the cursor.
