@@ -31,9 +31,9 @@ def dead_db_policyd(tmp_path):
     port = free_port()
     exe = pathlib.Path(sys.executable).parent / "emboux-policyd"
     env = dict(os.environ, POLICYD_DSN="postgresql://nobody:x@127.0.0.1:1/none")
-    log = open(tmp_path / "policyd.log", "wb")
-    p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}", "--workers", "1"], env=env,
-                         stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "policyd.log", "wb") as log:  # the child keeps its own copy
+        p = subprocess.Popen([str(exe), "--listen", f"127.0.0.1:{port}", "--workers", "1"], env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
     try:
         assert wait_port(port), (tmp_path / "policyd.log").read_text()
         yield port
@@ -73,7 +73,7 @@ def test_a_recipient_that_no_longer_forwards_is_accepted_not_deferred(devenv, fw
 
 
 def test_the_policy_context_is_read_from_the_request():
-    from emboux_connector.policy.daemon import parse_request
+    from emboux_connector.policy.protocol import parse_request
     req = parse_request(b"request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=a@b.example\n"
                         b"ccert_subject=policy_context=emboux_forwarding\npolicy_context=emboux_forwarding\n"
                         b"server_port=25")

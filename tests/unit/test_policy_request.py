@@ -1,6 +1,6 @@
 """The Postfix policy protocol request parser (emboux-policyd)."""
 
-from emboux_connector.policy.daemon import parse_request
+from emboux_connector.policy.protocol import parse_request
 
 
 def block(**attrs):

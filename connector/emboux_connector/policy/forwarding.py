@@ -32,6 +32,7 @@ import logging
 import time
 
 from . import engine
+from .cache import DbDown
 from .engine import Message, dollar
 
 log = logging.getLogger("emboux.policyd.forwarding")
@@ -101,39 +102,21 @@ class Forwarding:
                 return "OK"
             has_local = any(not r["external"] for r in rows)
             msg = self.pending.get(instance) or Pending()
-            wanted, skipped = {}, []
-            for r in external:
-                dest = r["destination"]
-                if dest in msg.dests:
-                    continue                # already counted for this message
-                if dest in p.supp_stale:
-                    await p.load_suppression(dest)
-                if dest in p.suppressed:
-                    skipped.append(dest)
-                    continue
-                wanted.setdefault(r["owner_domain"], []).append(dest)
+            wanted, skipped = await self._wanted(msg, external)
             if skipped:
                 log.info("forwarding %s (instance %s): not sent to %s: on the suppression list",
                          rcpt, instance, ", ".join(skipped))
                 if not wanted and not has_local and len(skipped) == len(external):
                     return (f"550 5.1.1 Every destination of {rcpt} is on the suppression list; "
                             f"not forwarded")
-            states = {}
-            for name in wanted:
-                st = p.domains.get(name, _MISSING)
-                if st is _MISSING:
-                    st = await p.load_domain(name)
-                if st is None:
-                    return f"451 4.3.0 Forwarding domain {name} is not available, try again later"
-                refusal = domain_check(st)
-                if refusal:
-                    return refusal
-                states[name] = st
+            states = await self._sending_states(wanted)
+            if isinstance(states, str):
+                return states
             if not wanted:
                 return "OK"
             ids = sorted({st.id for st in states.values()})
             counters = {c["domain_id"]: dict(c) for c in await p._fetch(SQL_COUNTERS, ids)}
-        except engine_db_down():
+        except DbDown:
             return p.settings.db_down_action
         for name, dests in wanted.items():
             st = states[name]
@@ -151,6 +134,40 @@ class Forwarding:
         while len(self.pending) > PENDING_MAX:
             self.pending.popitem(last=False)
         return "OK"
+
+    async def _wanted(self, msg, external):
+        """({owner domain: [destinations]}, [suppressed destinations]) of the
+        external targets not yet counted for this message."""
+        p = self.policy
+        wanted, skipped = {}, []
+        for r in external:
+            dest = r["destination"]
+            if dest in msg.dests:
+                continue                # already counted for this message
+            if dest in p.supp_stale:
+                await p.load_suppression(dest)
+            if dest in p.suppressed:
+                skipped.append(dest)
+                continue
+            wanted.setdefault(r["owner_domain"], []).append(dest)
+        return wanted, skipped
+
+    async def _sending_states(self, wanted):
+        """{domain name: its state} of the domains the forward is sent as, or
+        the refusal (a string) when one of them may not send now."""
+        p = self.policy
+        states = {}
+        for name in wanted:
+            st = p.domains.get(name, _MISSING)
+            if st is _MISSING:
+                st = await p.load_domain(name)
+            if st is None:
+                return f"451 4.3.0 Forwarding domain {name} is not available, try again later"
+            refusal = domain_check(st)
+            if refusal:
+                return refusal
+            states[name] = st
+        return states
 
     def _cap_check(self, st, c, units):
         """(code, text) when `units` more recipients do not fit the domain's
@@ -192,7 +209,3 @@ class Forwarding:
 
 _MISSING = object()
 
-
-def engine_db_down():
-    from .daemon import DbDown     # daemon imports this module: resolve at call time
-    return DbDown
