@@ -9,8 +9,6 @@ import re
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from . import __name__ as _pkg  # noqa: F401
-
 _PARAM = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
 _INT_PARAM = re.compile(r"<int(?:\([^)]*\))?:([a-z_]+)>")
 
