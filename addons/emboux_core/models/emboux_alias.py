@@ -1,5 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import names
@@ -41,7 +41,7 @@ class EmbouxAlias(models.Model):
     def _normalise(self, vals, domain):
         source = (vals.get("source") or "").strip().lower()
         if not source:
-            raise UserError(_("The alias address is required."))
+            raise UserError(self.env._("The alias address is required."))
         if source.startswith("@"):
             source = "@" + self._emboux_check(names.domain_name, source[1:])
         else:
@@ -49,7 +49,7 @@ class EmbouxAlias(models.Model):
                 source = f"{source}@{domain.name}"
             source = self._emboux_check(names.address, source)
         if source.partition("@")[2] != domain.name:
-            raise UserError(_("The alias %(source)s must end with @%(domain)s.", source=source, domain=domain.name))
+            raise UserError(self.env._("The alias %(address)s must end with @%(domain)s.", address=source, domain=domain.name))
         dests = []
         for part in (vals.get("destinations") or "").replace(";", ",").split(","):
             if part.strip():
@@ -57,7 +57,7 @@ class EmbouxAlias(models.Model):
                 if d not in dests:
                     dests.append(d)
         if not dests:
-            raise UserError(_("Give at least one destination address for %s.", source))
+            raise UserError(self.env._("Give at least one destination address for %s.", source))
         return source, ",".join(dests)
 
     @api.model_create_multi
@@ -67,7 +67,7 @@ class EmbouxAlias(models.Model):
         for vals in vals_list:
             dom = Domain.browse(vals.get("domain_id"))
             if not dom.exists():
-                raise UserError(_("Choose the domain of the alias."))
+                raise UserError(self.env._("Choose the domain of the alias."))
             vals["source"], vals["destinations"] = self._normalise(vals, dom)
         if sync:
             self._emboux_preflight(vals_list)
@@ -90,9 +90,9 @@ class EmbouxAlias(models.Model):
         per_domain = {}
         for vals in vals_list:
             if self.with_context(active_test=False).search_count([("source", "=", vals["source"])]):
-                raise UserError(_("%s already has an alias.", vals["source"]))
+                raise UserError(self.env._("%s already has an alias.", vals["source"]))
             if Mailbox.search_count([("email", "=", vals["source"])]):
-                raise UserError(_("%s is a mailbox: an alias cannot use the same address.", vals["source"]))
+                raise UserError(self.env._("%s is a mailbox: an alias cannot use the same address.", vals["source"]))
             per_domain[vals["domain_id"]] = per_domain.get(vals["domain_id"], 0) + 1
         for dom_id, n in per_domain.items():
             dom = Domain.browse(dom_id)
@@ -101,27 +101,27 @@ class EmbouxAlias(models.Model):
                 allowed = tenant.aliases_per_mailbox * max(1, Mailbox.search_count([("domain_id", "=", dom.id)]))
                 used = self.with_context(active_test=False).search_count([("domain_id", "=", dom.id)])
                 if used + n > allowed:
-                    raise UserError(_("%(domain)s may have %(allowed)s alias(es) and already has %(used)s: "
+                    raise UserError(self.env._("%(domain)s may have %(allowed)s alias(es) and already has %(used)s: "
                                       "raise the alias quota of %(tenant)s or add mailboxes first.",
                                       domain=dom.name, allowed=allowed, used=used, tenant=tenant.name))
         client = self.env["emboux.connector"]._client()
         for vals in vals_list:
             if self._emboux_lookup_remote(f"/aliases/{client.q(vals['source'])}"):
-                raise UserError(_("%s already forwards somewhere on the mail platform (created outside "
+                raise UserError(self.env._("%s already forwards somewhere on the mail platform (created outside "
                                   "this Odoo).", vals["source"]))
 
     def write(self, vals):
         sync = self._emboux_sync_enabled()
         vals = dict(vals)
         if "domain_id" in vals and any(a.domain_id.id != vals["domain_id"] for a in self):
-            raise UserError(_("An alias cannot move to another domain: create a new one."))
+            raise UserError(self.env._("An alias cannot move to another domain: create a new one."))
         if "source" in vals or "destinations" in vals:
             for alias in self:
                 src, dests = self._normalise({"source": vals.get("source", alias.source),
                                               "destinations": vals.get("destinations", alias.destinations)},
                                              alias.domain_id)
                 if src != alias.source:
-                    raise UserError(_("The address of an alias cannot change: create a new alias, then "
+                    raise UserError(self.env._("The address of an alias cannot change: create a new alias, then "
                                       "delete %s.", alias.source))
                 if len(self) == 1:
                     vals["destinations"] = dests

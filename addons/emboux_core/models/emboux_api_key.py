@@ -2,7 +2,7 @@
 import hashlib
 import secrets
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 
@@ -57,7 +57,7 @@ class EmbouxApiKey(models.Model):
 
     def write(self, vals):
         if "tenant_id" in vals and any(k.tenant_id.id != vals["tenant_id"] for k in self):
-            raise UserError(_("An API key cannot move to another tenant: create a new key."))
+            raise UserError(self.env._("An API key cannot move to another tenant: create a new key."))
         res = super().write(vals)
         if self._emboux_sync_enabled() and ("active" in vals or "expires_at" in vals):
             for key in self:

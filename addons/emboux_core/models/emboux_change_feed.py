@@ -52,10 +52,13 @@ class EmbouxChangeFeed(models.AbstractModel):
                 except Exception:  # one odd change must not stall the feed forever
                     _logger.exception("EmBoux pull sync: cannot apply %s", change)
                 if commit and i % chunk == 0:
-                    self.env.cr.commit()
+                    # a long feed is applied in chunks so that a crash does not
+                    # lose (and redo) everything read so far (cron only)
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
             icp.set_param(SINCE_PARAM, feed["next_since"])
             if commit:
-                self.env.cr.commit()
+                # the cursor (next_since) and the records it covers go together
+                self.env.cr.commit()  # pylint: disable=invalid-commit
             if not feed.get("truncated"):
                 break
         return applied
@@ -87,7 +90,7 @@ class EmbouxChangeFeed(models.AbstractModel):
         if cur is None:  # deleted on the platform
             if record and record.active:
                 record.write(dict(synced, active=False))
-                record.message_post(body="Deleted on the mail platform (through the API): archived.")
+                record.message_post(body=self.env._("Deleted on the mail platform (through the API): archived."))
                 if res == "alias" and record.mailbox_id.catch_all:
                     record.mailbox_id.with_context(emboux_no_sync=True).write({"catch_all": False})
                 return 1

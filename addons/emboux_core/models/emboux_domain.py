@@ -1,7 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 from datetime import datetime, timezone
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..services import names
@@ -101,7 +101,7 @@ class EmbouxDomain(models.Model):
         for vals in vals_list:
             new_per_tenant[vals.get("tenant_id")] = new_per_tenant.get(vals.get("tenant_id"), 0) + 1
             if self.with_context(active_test=False).search_count([("name", "=", vals["name"])]):
-                raise UserError(_("The domain %s is already managed in Odoo.", vals["name"]))
+                raise UserError(self.env._("The domain %s is already managed in Odoo.", vals["name"]))
         for tenant_id, n in new_per_tenant.items():
             tenant = Tenant.browse(tenant_id).sudo()
             used = self.sudo().with_context(active_test=False).search_count([("tenant_id", "=", tenant.id)])
@@ -111,13 +111,13 @@ class EmbouxDomain(models.Model):
                 usage = tenant._emboux_remote_usage() or {}
                 used = max(used, int((usage.get("counts") or {}).get("domains") or 0))
             if tenant.domains_allowed and used + n > tenant.domains_allowed:
-                raise UserError(_("%(tenant)s may host %(allowed)s domain(s) and already has %(used)s: "
+                raise UserError(self.env._("%(tenant)s may host %(allowed)s domain(s) and already has %(used)s: "
                                   "raise the tenant's domain quota first.",
                                   tenant=tenant.name, allowed=tenant.domains_allowed, used=used))
         client = self.env["emboux.connector"]._client()
         for vals in vals_list:
             if self._emboux_lookup_remote(f"/domains/{client.q(vals['name'])}"):
-                raise UserError(_("The domain %s is already hosted on the mail platform (created outside "
+                raise UserError(self.env._("The domain %s is already hosted on the mail platform (created outside "
                                   "this Odoo, or by another customer).", vals["name"]))
 
     def write(self, vals):
@@ -126,7 +126,7 @@ class EmbouxDomain(models.Model):
             new = self._emboux_check(names.domain_name, vals["name"])
             for dom in self:
                 if new != dom.name:
-                    raise UserError(_("A domain cannot be renamed: create the new domain, then delete %s.",
+                    raise UserError(self.env._("A domain cannot be renamed: create the new domain, then delete %s.",
                                       dom.name))
             vals = {k: v for k, v in vals.items() if k != "name"}
         old_tenant = {d.id: d.tenant_id for d in self}
@@ -194,13 +194,13 @@ class EmbouxDomain(models.Model):
             try:
                 result = client.call("POST", f"/domains/{dom._q()}/ownership/check")
             except ConnectorError as exc:
-                raise UserError(_("Ownership of %(name)s could not be checked: %(error)s",
+                raise UserError(self.env._("Ownership of %(name)s could not be checked: %(error)s",
                                   name=dom.name, error=str(exc))) from None
             dom._emboux_store_ownership(result)
             messages.append(f"{dom.name}: {dict(dom._fields['ownership'].selection).get(dom.ownership)}"
                             + ("" if dom.ownership != "pending" else f" ({result.get('detail')})"))
         return {"type": "ir.actions.client", "tag": "display_notification",
-                "params": {"title": _("Ownership check"), "message": "\n".join(messages), "sticky": False,
+                "params": {"title": self.env._("Ownership check"), "message": "\n".join(messages), "sticky": False,
                            "type": "success" if all(d.ownership != "pending" for d in self) else "warning",
                            "next": {"type": "ir.actions.client", "tag": "soft_reload"}}}
 
@@ -208,12 +208,12 @@ class EmbouxDomain(models.Model):
         """A manager says the customer owns the domain: the platform routes it
         at once. Explicit, and recorded here (chatter) and on the platform."""
         if not self.env.user.has_group("emboux_core.group_emboux_manager"):
-            raise AccessError(_("Only an Email Hosting administrator may vouch for a domain's ownership."))
+            raise AccessError(self.env._("Only an Email Hosting administrator may vouch for a domain's ownership."))
         user = self.env.user
         for dom in self.filtered(lambda d: d.ownership not in ("verified", "vouched")):
             dom._emboux_enqueue("domain.vouch", "PUT", f"/domains/{dom._q()}/ownership/vouch",
                                 {"vouched_by": f"{user.name} ({user.login})"})
-            dom.message_post(body=_("%(user)s vouched for the ownership of %(name)s: the mail platform "
+            dom.message_post(body=self.env._("%(user)s vouched for the ownership of %(name)s: the mail platform "
                                     "routes its mail without a DNS proof.", user=user.name, name=dom.name))
         return True
 
@@ -228,7 +228,7 @@ class EmbouxDomain(models.Model):
     def action_view_mailboxes(self):
         self.ensure_one()
         return {
-            "type": "ir.actions.act_window", "name": _("Mailboxes of %s", self.name),
+            "type": "ir.actions.act_window", "name": self.env._("Mailboxes of %s", self.name),
             "res_model": "emboux.mailbox", "view_mode": "list,kanban,form",
             "domain": [("domain_id", "=", self.id)], "context": {"default_domain_id": self.id},
         }
@@ -236,7 +236,7 @@ class EmbouxDomain(models.Model):
     def action_view_aliases(self):
         self.ensure_one()
         return {
-            "type": "ir.actions.act_window", "name": _("Aliases of %s", self.name),
+            "type": "ir.actions.act_window", "name": self.env._("Aliases of %s", self.name),
             "res_model": "emboux.alias", "view_mode": "list,form",
             "domain": [("domain_id", "=", self.id)], "context": {"default_domain_id": self.id},
         }

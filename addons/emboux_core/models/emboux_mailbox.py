@@ -1,5 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import names
@@ -62,15 +62,17 @@ class EmbouxMailbox(models.Model):
         smtp = icp.get_param("emboux.smtp_host", imap)
         for box in self:
             box.imap_host, box.smtp_host = imap, smtp
-            user = box.email or _("the full email address")
-            box.client_settings = _(
+            # (not named `user`: Odoo's module-level `_()` reads a local of that
+            # name as a user id, which crashed XML-RPC reads without `lang`)
+            login = box.email or self.env._("the full email address")
+            box.client_settings = self.env._(
                 "<table class='table table-sm'>"
                 "<tr><th>Incoming (IMAP)</th><td>%(imap)s, port 993, SSL/TLS</td></tr>"
                 "<tr><th>Outgoing (SMTP)</th><td>%(smtp)s, port 465, SSL/TLS (recommended)<br/>"
                 "or port 587, STARTTLS</td></tr>"
-                "<tr><th>User name</th><td>%(user)s</td></tr>"
+                "<tr><th>User name</th><td>%(login)s</td></tr>"
                 "<tr><th>Password</th><td>the mailbox password (not kept in Odoo)</td></tr></table>",
-                imap=imap, smtp=smtp, user=user)
+                imap=imap, smtp=smtp, login=login)
 
     def _emboux_lane(self):
         return f"partner:{self.domain_id.tenant_id.partner_ref}"
@@ -90,7 +92,7 @@ class EmbouxMailbox(models.Model):
             pw = vals.pop("password", False)
             if sync:
                 if not pw:
-                    raise UserError(_("A password is required to create the mailbox %s.", vals["local_part"]))
+                    raise UserError(self.env._("A password is required to create the mailbox %s.", vals["local_part"]))
                 self._emboux_check(names.check_password, pw)
             passwords.append(pw)
         if sync:
@@ -116,23 +118,23 @@ class EmbouxMailbox(models.Model):
         for vals in vals_list:
             dom = Domain.browse(vals.get("domain_id"))
             if not dom.exists():
-                raise UserError(_("Choose the domain of the mailbox."))
+                raise UserError(self.env._("Choose the domain of the mailbox."))
             email = f"{vals['local_part']}@{dom.name}"
             per_domain.setdefault(dom, []).append(email)
         client = self.env["emboux.connector"]._client()
         for dom, emails in per_domain.items():
             if len(set(emails)) != len(emails):
-                raise UserError(_("The same address appears twice in this change."))
+                raise UserError(self.env._("The same address appears twice in this change."))
             existing = self.with_context(active_test=False).search([("email", "in", emails)], limit=1)
             if existing:
-                raise UserError(_("%s is already a mailbox.", existing.email))
+                raise UserError(self.env._("%s is already a mailbox.", existing.email))
             taken = self.env["emboux.alias"].search([("source", "in", emails)], limit=1)
             if taken:
-                raise UserError(_("%s is already an alias: delete the alias first.", taken.source))
+                raise UserError(self.env._("%s is already an alias: delete the alias first.", taken.source))
             tenant = dom.tenant_id.sudo()
             used = self.with_context(active_test=False).search_count([("domain_id", "=", dom.id)])
             if tenant.mailboxes_per_domain and used + len(emails) > tenant.mailboxes_per_domain:
-                raise UserError(_("%(domain)s may have %(allowed)s mailbox(es) and already has %(used)s: "
+                raise UserError(self.env._("%(domain)s may have %(allowed)s mailbox(es) and already has %(used)s: "
                                   "raise the quota of %(tenant)s first.", domain=dom.name,
                                   allowed=tenant.mailboxes_per_domain, used=used, tenant=tenant.name))
             # addresses taken, or quota used, on the platform by someone else
@@ -146,10 +148,10 @@ class EmbouxMailbox(models.Model):
                     boxes, remote = set(), set()
                 clash = sorted(remote & set(emails))
                 if clash:
-                    raise UserError(_("%s already exists on the mail platform (created outside this Odoo).",
+                    raise UserError(self.env._("%s already exists on the mail platform (created outside this Odoo).",
                                       clash[0]))
                 if tenant.mailboxes_per_domain and len(boxes) + len(emails) > tenant.mailboxes_per_domain:
-                    raise UserError(_("%(domain)s may have %(allowed)s mailbox(es) and already has %(used)s on "
+                    raise UserError(self.env._("%(domain)s may have %(allowed)s mailbox(es) and already has %(used)s on "
                                       "the mail platform: raise the quota of %(tenant)s first.", domain=dom.name,
                                       allowed=tenant.mailboxes_per_domain, used=len(boxes), tenant=tenant.name))
 
@@ -161,7 +163,7 @@ class EmbouxMailbox(models.Model):
             for box in self:
                 lp = self._emboux_check(names.local_part, vals.get("local_part", box.local_part))
                 if lp != box.local_part or vals.get("domain_id", box.domain_id.id) != box.domain_id.id:
-                    raise UserError(_("An address cannot be renamed: create a new mailbox, then delete %s.",
+                    raise UserError(self.env._("An address cannot be renamed: create a new mailbox, then delete %s.",
                                       box.email))
             vals.pop("local_part", None)
             vals.pop("domain_id", None)
@@ -175,7 +177,7 @@ class EmbouxMailbox(models.Model):
         for box in self:
             if pw:
                 box._emboux_enqueue("mailbox.password", "PUT", f"/users/{box._q()}", {}, secret=pw)
-                box.message_post(body=_("Password changed."))
+                box.message_post(body=self.env._("Password changed."))
             if "quota_mb" in vals:
                 box._emboux_enqueue("mailbox.quota", "PUT", f"/users/{box._q()}/quota", {"quota_mb": box.quota_mb})
             if box.active != old_active[box.id]:
@@ -228,7 +230,7 @@ class EmbouxMailbox(models.Model):
             try:
                 data = client.call("GET", f"/users/{box._q()}/quota")
             except Exception as exc:
-                raise UserError(_("The storage in use cannot be read now: %s", exc)) from None
+                raise UserError(self.env._("The storage in use cannot be read now: %s", exc)) from None
             used = (data or {}).get("storage_used_mb")
             box.with_context(emboux_no_sync=True).write({"storage_used_mb": used or 0.0})
         return True

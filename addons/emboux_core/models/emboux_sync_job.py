@@ -14,7 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from odoo import SUPERUSER_ID, _, api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.modules.registry import Registry
 
 from ..services import secrets_box
@@ -113,7 +113,7 @@ class EmbouxSyncJob(models.Model):
             key_id = self._key_id()
             if not key_id:
                 raise ConnectorRefused(
-                    _("The API key does not exist on the mail platform: its creation was not applied "
+                    self.env._("The API key does not exist on the mail platform: its creation was not applied "
                       "(retry or cancel that change first)."),
                     status=404, detail="API key not found", method=self.method, path=path,
                     code="api_key_not_found")
@@ -173,7 +173,9 @@ class EmbouxSyncJob(models.Model):
         cr.execute("SELECT pg_advisory_lock(%s)", (_QUEUE_LOCK,))
         try:
             sent = self._process_queue_locked(commit, limit)
-            cr.commit()
+            # The outbox's point: what the platform accepted is recorded at once,
+            # whatever happens to the caller's transaction later.
+            cr.commit()  # pylint: disable=invalid-commit
             return sent
         except Exception:
             cr.rollback()
@@ -182,7 +184,7 @@ class EmbouxSyncJob(models.Model):
             # a session lock outlives transactions: release it whatever happened,
             # or the pooled connection would keep the queue locked
             cr.execute("SELECT pg_advisory_unlock(%s)", (_QUEUE_LOCK,))
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
 
     def _process_queue_locked(self, commit, limit):
         now = fields.Datetime.now()
@@ -232,16 +234,20 @@ class EmbouxSyncJob(models.Model):
                     reasons.setdefault(job.lane, str(result))
                 sent += 1
             if commit:
-                self.env.cr.commit()
+                # each run's outcome is kept even if a later run crashes: a
+                # change the platform applied must never be sent as new again
+                self.env.cr.commit()  # pylint: disable=invalid-commit
         # records waiting behind a failed change of their lane say why
         for job in jobs:
             if job.state == "pending" and job.lane in reasons and not job.last_error:
-                job.last_error = _("Waiting for an earlier change of this customer: %s", reasons[job.lane])
+                job.last_error = self.env._("Waiting for an earlier change of this customer: %s", reasons[job.lane])
                 record = job._record()
                 if record:
                     record._emboux_refresh_sync_state()
         if commit:
-            self.env.cr.commit()
+            # the dispatcher runs after the caller's commit (post-commit hook,
+            # cron): nothing else would commit these last updates
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         return sent
 
     def _resolve_refusal(self, client, exc, body):
@@ -269,7 +275,7 @@ class EmbouxSyncJob(models.Model):
                 if (row or {}).get("partner_ref") == body.get("partner_ref"):
                     return "done", row
         except ConnectorRefused:
-            pass
+            return "refused", exc  # the look-up was refused too: keep the first refusal
         except ConnectorUnavailable as exc2:
             return "unavailable", exc2
         return "refused", exc
@@ -291,7 +297,7 @@ class EmbouxSyncJob(models.Model):
         record = self._record()
         if record:
             record._emboux_refresh_sync_state()
-            record.sudo().message_post(body=_("The mail platform refused a change (%(call)s): %(error)s",
+            record.sudo().message_post(body=self.env._("The mail platform refused a change (%(call)s): %(error)s",
                                               call=self.name, error=str(exc)))
 
     def _mark_retry(self, exc):

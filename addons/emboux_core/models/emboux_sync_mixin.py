@@ -1,5 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import names
@@ -73,7 +73,7 @@ class EmbouxSyncMixin(models.AbstractModel):
         jobs = self.env["emboux.sync.job"].sudo().search(
             [("res_model", "=", self._name), ("res_id", "in", self.ids), ("state", "in", ("pending", "failed"))])
         if not jobs:
-            raise UserError(_("Nothing is waiting to be sent to the mail platform for this record."))
+            raise UserError(self.env._("Nothing is waiting to be sent to the mail platform for this record."))
         jobs.action_retry()
         return True
 
@@ -81,7 +81,7 @@ class EmbouxSyncMixin(models.AbstractModel):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Sync history"),
+            "name": self.env._("Sync history"),
             "res_model": "emboux.sync.job",
             "view_mode": "list,form",
             "domain": [("res_model", "=", self._name), ("res_id", "=", self.id)],

@@ -3,7 +3,7 @@ import os
 import re
 import secrets
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import names
@@ -73,7 +73,7 @@ class EmbouxTenant(models.Model):
         for vals in vals_list:
             ref = (vals.get("partner_ref") or "").strip() or self._generate_partner_ref(vals.get("name"))
             if not names.PARTNER_REF.match(ref):
-                raise UserError(_("“%s” cannot be used as a platform reference: use letters, digits "
+                raise UserError(self.env._("“%s” cannot be used as a platform reference: use letters, digits "
                                   "and . _ : @ - (at most 128 characters).", ref))
             vals["partner_ref"] = ref
         tenants = super().create(vals_list)
@@ -87,7 +87,7 @@ class EmbouxTenant(models.Model):
     def write(self, vals):
         if "partner_ref" in vals and any(t.partner_ref != vals["partner_ref"] for t in self) \
                 and self._emboux_sync_enabled():
-            raise UserError(_("The platform reference of a tenant cannot be changed once created."))
+            raise UserError(self.env._("The platform reference of a tenant cannot be changed once created."))
         res = super().write(vals)
         if self._emboux_sync_enabled() and any(f in vals for f in QUOTA_FIELDS):
             for tenant in self:
@@ -112,9 +112,12 @@ class EmbouxTenant(models.Model):
         except ConnectorError:
             return None
 
-    def unlink(self):
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_with_domains(self):
         if self.domain_ids:
-            raise UserError(_("Delete or move the domains of %s first.", ", ".join(self.mapped("name"))))
+            raise UserError(self.env._("Delete or move the domains of %s first.", ", ".join(self.mapped("name"))))
+
+    def unlink(self):
         if self._emboux_sync_enabled():
             for tenant in self.sudo():
                 tenant.with_context(active_test=False).api_key_ids._emboux_enqueue_delete()
@@ -123,7 +126,7 @@ class EmbouxTenant(models.Model):
     def action_view_domains(self):
         self.ensure_one()
         return {
-            "type": "ir.actions.act_window", "name": _("Domains"), "res_model": "emboux.domain",
+            "type": "ir.actions.act_window", "name": self.env._("Domains"), "res_model": "emboux.domain",
             "view_mode": "list,kanban,form", "domain": [("tenant_id", "=", self.id)],
             "context": {"default_tenant_id": self.id},
         }
@@ -131,7 +134,7 @@ class EmbouxTenant(models.Model):
     def action_view_mailboxes(self):
         self.ensure_one()
         return {
-            "type": "ir.actions.act_window", "name": _("Mailboxes"), "res_model": "emboux.mailbox",
+            "type": "ir.actions.act_window", "name": self.env._("Mailboxes"), "res_model": "emboux.mailbox",
             "view_mode": "list,kanban,form", "domain": [("tenant_id", "=", self.id)],
         }
 

@@ -1,5 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo import _, fields, models
+from odoo import fields, models
 from odoo.exceptions import UserError
 
 from ..services.connector_client import ConnectorClient, ConnectorError
@@ -25,10 +25,11 @@ class ResConfigSettings(models.TransientModel):
             rec.emboux_master_token_set = is_set
 
     def set_values(self):
-        super().set_values()
+        res = super().set_values()
         if self.emboux_master_token:
             self.env["ir.config_parameter"].sudo().set_param("emboux.master_token", self.emboux_master_token.strip())
             self.emboux_master_token = False
+        return res
 
     def action_emboux_test_connection(self):
         self.ensure_one()
@@ -41,11 +42,11 @@ class ResConfigSettings(models.TransientModel):
             # /health needs no token: prove the token too, with a master-only read
             client.call("GET", "/api-keys/")
         except ConnectorError as exc:
-            raise UserError(_("Connection failed: %s", exc)) from None
+            raise UserError(self.env._("Connection failed: %s", exc)) from None
         parts = ", ".join(f"{k}: {'ok' if v.get('ok') else 'down'}" for k, v in (health or {}).items()
                           if isinstance(v, dict))
         return {
             "type": "ir.actions.client", "tag": "display_notification",
-            "params": {"title": _("Connector reachable"), "type": "success", "sticky": False,
-                       "message": _("The connector answers and accepts the master token (%s).", parts or "ok")},
+            "params": {"title": self.env._("Connector reachable"), "type": "success", "sticky": False,
+                       "message": self.env._("The connector answers and accepts the master token (%s).", parts or "ok")},
         }

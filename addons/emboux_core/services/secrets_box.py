@@ -5,6 +5,7 @@ not live in the database: a file in Odoo's data_dir, or EMBOUX_SYNC_KEY.
 A database dump alone therefore never reveals them, and a mailbox password is
 wiped from its sync job as soon as the connector has it (so is a token)."""
 
+import contextlib
 import os
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -26,10 +27,8 @@ def _key(dbname):
         tmp = f"{path}.{os.getpid()}"
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
             fh.write(Fernet.generate_key())
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(tmp, path)  # first writer wins, atomically
-        except FileExistsError:
-            pass
         os.unlink(tmp)
     with open(path, "rb") as fh:
         _CACHE[dbname] = fh.read().strip()

@@ -62,7 +62,7 @@ def tables_containing(env, needle):
 
 def sealed_secrets_holding(env, needle):
     """Ids of the sync jobs whose sealed secret, once unsealed, holds `needle`."""
-    from odoo.addons.emboux_core.services import secrets_box
+    from ..services import secrets_box
     env.flush_all()
     env.cr.execute("SELECT id, secret_sealed FROM emboux_sync_job WHERE secret_sealed IS NOT NULL")
     return [jid for jid, sealed in env.cr.fetchall()

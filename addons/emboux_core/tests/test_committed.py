@@ -72,7 +72,8 @@ class TestCommitted(TransactionCase):
             env = api.Environment(cr, SUPERUSER_ID, {})
             result = fn(env)
             if commit:
-                cr.commit()
+                # the test is about what happens after a real commit (hooks)
+                cr.commit()  # pylint: disable=invalid-commit
             else:
                 cr.rollback()
             return result

@@ -56,7 +56,7 @@ class TestPlatform(EmbouxCase):
         wiz = self.env["emboux.api.key.wizard"].create({"tenant_id": self.tenant.id, "name": "Shop"})
         action = wiz.action_generate()
         token = action["context"]["emboux_show_token"]
-        self.assertEqual(wiz.with_context(action["context"]).token, token)
+        self.assertEqual(wiz.with_context(**action["context"]).token, token)
         self.assertFalse(wiz.with_context(emboux_show_token=False).token, "not readable afterwards")
         key = wiz.key_id
         self.assertEqual(key.token_hash, hashlib.sha256(token.encode()).hexdigest())

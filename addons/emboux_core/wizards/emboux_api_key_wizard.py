@@ -1,7 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 import secrets
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 
 
 class EmbouxApiKeyWizard(models.TransientModel):
@@ -12,7 +12,7 @@ class EmbouxApiKeyWizard(models.TransientModel):
     _description = "New Email Hosting API key"
 
     tenant_id = fields.Many2one("emboux.tenant", required=True)
-    name = fields.Char("Label", required=True, default=lambda self: _("API key"))
+    name = fields.Char("Label", required=True, default=lambda self: self.env._("API key"))
     expires_at = fields.Datetime("Expires")
     key_id = fields.Many2one("emboux.api.key", readonly=True)
     token = fields.Char(compute="_compute_token", readonly=True)
@@ -30,6 +30,6 @@ class EmbouxApiKeyWizard(models.TransientModel):
         self.key_id = key
         return {
             "type": "ir.actions.act_window", "res_model": self._name, "res_id": self.id,
-            "view_mode": "form", "target": "new", "name": _("Copy the token now"),
+            "view_mode": "form", "target": "new", "name": self.env._("Copy the token now"),
             "context": dict(self.env.context, emboux_show_token=token),
         }
