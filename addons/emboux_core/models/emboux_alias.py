@@ -34,6 +34,9 @@ class EmbouxAlias(models.Model):
     def _emboux_lane(self):
         return f"partner:{self.domain_id.tenant_id.partner_ref}"
 
+    def _emboux_target(self):
+        return {"source": self.source}
+
     def _q(self):
         return self.env["emboux.connector"]._client().q(self.source)
 
@@ -80,9 +83,8 @@ class EmbouxAlias(models.Model):
         return aliases
 
     def _emboux_push(self):
-        self._emboux_enqueue("alias.upsert", "POST", "/aliases/",
-                             {"domain_name": self.domain_id.name, "source": self.source,
-                              "destination": self.destinations})
+        self._emboux_sync("alias.upsert", domain_name=self.domain_id.name, source=self.source,
+                          destination=self.destinations)
 
     def _emboux_preflight(self, vals_list):
         Domain = self.env["emboux.domain"]
@@ -135,7 +137,7 @@ class EmbouxAlias(models.Model):
     def unlink(self):
         if self._emboux_sync_enabled():
             for alias in self:
-                alias._emboux_enqueue("alias.delete", "DELETE", f"/aliases/{alias._q()}")
+                alias._emboux_sync("alias.delete")
             boxes = self.mapped("mailbox_id").filtered("catch_all")
             if boxes:
                 boxes.with_context(emboux_no_sync=True).write({"catch_all": False})

@@ -49,10 +49,8 @@ class EmbouxApiKey(models.Model):
         for key, token in zip(keys, tokens):
             if self._emboux_sync_enabled():
                 # the partner's quotas are the tenant's jobs (PUT /partners/{ref}), queued before
-                key._emboux_enqueue("api_key.create", "POST", "/api-keys/",
-                                    {"partner_ref": key.tenant_id.partner_ref, "active": key.active,
-                                     "expires_at": key.expires_at.isoformat() + "Z" if key.expires_at else None},
-                                    secret=token, secret_field="token")
+                key._emboux_sync("api_key.create", secret=token, partner_ref=key.tenant_id.partner_ref,
+                                 active=key.active, expires_at=key.expires_at or None)
         return keys
 
     def write(self, vals):
@@ -61,14 +59,12 @@ class EmbouxApiKey(models.Model):
         res = super().write(vals)
         if self._emboux_sync_enabled() and ("active" in vals or "expires_at" in vals):
             for key in self:
-                key._emboux_enqueue("api_key.update", "PUT", key._emboux_key_path(),
-                                    {"active": key.active,
-                                     "expires_at": key.expires_at.isoformat() + "Z" if key.expires_at else None})
+                key._emboux_sync("api_key.update", active=key.active, expires_at=key.expires_at or None)
         return res
 
     def _emboux_enqueue_delete(self):
         for key in self:
-            key._emboux_enqueue("api_key.delete", "DELETE", key._emboux_key_path())
+            key._emboux_sync("api_key.delete")
 
     def unlink(self):
         if self._emboux_sync_enabled():
@@ -83,12 +79,11 @@ class EmbouxApiKey(models.Model):
         key = self.with_context(emboux_new_tokens=[token]).create(vals)
         return {"id": key.id, "token": token}
 
-    def _emboux_key_path(self):
-        """`/api-keys/by-id/<id>`; while the create job has not been applied
-        yet, a `{key_id}` placeholder that the job resolves when it runs
-        (after the create, which comes first in the tenant's lane)."""
-        self.ensure_one()
-        return f"/api-keys/by-id/{self.connector_key_id or '{key_id}'}"
+    def _emboux_target(self):
+        """The connector's key id; while the create job has not been applied
+        yet, none: the path keeps a `{key_id}` placeholder that the job
+        resolves when it runs (after the create, first in the tenant's lane)."""
+        return {"key_id": self.connector_key_id or None}
 
     def _emboux_job_done(self, job, result):
         if job.kind in ("api_key.create", "api_key.resolve") and isinstance(result, dict) and result.get("id"):

@@ -62,6 +62,9 @@ class EmbouxDomain(models.Model):
     def _emboux_lane(self):
         return f"partner:{self.tenant_id.partner_ref}"
 
+    def _emboux_target(self):
+        return {"name": self.name}
+
     def _q(self):
         return self.env["emboux.connector"]._client().q(self.name)
 
@@ -81,17 +84,13 @@ class EmbouxDomain(models.Model):
             # operator vouching -- but the customer typed the name (a portal will
             # too): ask for the DNS proof; a manager may vouch explicitly.
             dom.with_context(emboux_no_sync=True).sudo().write({"ownership": "pending"})
-            dom._emboux_enqueue("domain.create", "POST", "/domains/",
-                                {"name": dom.name, "partner_ref": dom.tenant_id.partner_ref,
-                                 "require_ownership_proof": True})
+            dom._emboux_sync("domain.create", name=dom.name, partner_ref=dom.tenant_id.partner_ref)
             if dom._emboux_platform_suspended():
-                dom._emboux_enqueue("domain.suspend", "PUT", f"/domains/{dom._q()}/suspend")
+                dom._emboux_sync("domain.suspend")
             if dom.retention_days:
-                dom._emboux_enqueue("domain.retention", "PUT", f"/domains/{dom._q()}/retention",
-                                    {"retention_days": dom.retention_days})
+                dom._emboux_sync("domain.retention", retention_days=dom.retention_days)
             if dom.transfer_monthly_mb:
-                dom._emboux_enqueue("domain.transfer", "PUT", f"/domains/{dom._q()}/transfer",
-                                    {"transfer_monthly_mb": dom.transfer_monthly_mb})
+                dom._emboux_sync("domain.transfer", transfer_monthly_mb=dom.transfer_monthly_mb)
         return domains
 
     def _emboux_preflight(self, vals_list):
@@ -136,23 +135,19 @@ class EmbouxDomain(models.Model):
             return res
         for dom in self:
             if "tenant_id" in vals and old_tenant[dom.id] != dom.tenant_id:
-                dom._emboux_enqueue("domain.owner", "PUT", f"/domains/{dom._q()}/owner",
-                                    {"partner_ref": dom.tenant_id.partner_ref})
+                dom._emboux_sync("domain.owner", partner_ref=dom.tenant_id.partner_ref)
             if "state" in vals or dom.active != old_active[dom.id]:
-                verb = "suspend" if dom._emboux_platform_suspended() else "activate"
-                dom._emboux_enqueue(f"domain.{verb}", "PUT", f"/domains/{dom._q()}/{verb}")
+                dom._emboux_sync("domain.suspend" if dom._emboux_platform_suspended() else "domain.activate")
             if "retention_days" in vals:
-                dom._emboux_enqueue("domain.retention", "PUT", f"/domains/{dom._q()}/retention",
-                                    {"retention_days": dom.retention_days})
+                dom._emboux_sync("domain.retention", retention_days=dom.retention_days)
             if "transfer_monthly_mb" in vals:
-                dom._emboux_enqueue("domain.transfer", "PUT", f"/domains/{dom._q()}/transfer",
-                                    {"transfer_monthly_mb": dom.transfer_monthly_mb})
+                dom._emboux_sync("domain.transfer", transfer_monthly_mb=dom.transfer_monthly_mb)
         return res
 
     def unlink(self):
         if self._emboux_sync_enabled():
             for dom in self:
-                dom._emboux_enqueue("domain.delete", "DELETE", f"/domains/{dom._q()}")
+                dom._emboux_sync("domain.delete")
         return super().unlink()
 
     def _emboux_platform_suspended(self):
@@ -211,8 +206,7 @@ class EmbouxDomain(models.Model):
             raise AccessError(self.env._("Only an Email Hosting administrator may vouch for a domain's ownership."))
         user = self.env.user
         for dom in self.filtered(lambda d: d.ownership not in ("verified", "vouched")):
-            dom._emboux_enqueue("domain.vouch", "PUT", f"/domains/{dom._q()}/ownership/vouch",
-                                {"vouched_by": f"{user.name} ({user.login})"})
+            dom._emboux_sync("domain.vouch", vouched_by=f"{user.name} ({user.login})")
             dom.message_post(body=self.env._("%(user)s vouched for the ownership of %(name)s: the mail platform "
                                     "routes its mail without a DNS proof.", user=user.name, name=dom.name))
         return True

@@ -77,6 +77,9 @@ class EmbouxMailbox(models.Model):
     def _emboux_lane(self):
         return f"partner:{self.domain_id.tenant_id.partner_ref}"
 
+    def _emboux_target(self):
+        return {"email": self.email}
+
     def _q(self):
         return self.env["emboux.connector"]._client().q(self.email)
 
@@ -102,9 +105,8 @@ class EmbouxMailbox(models.Model):
             boxes.with_context(emboux_no_sync=True).write({"sync_state": "synced"})
             return boxes
         for box, pw in zip(boxes, passwords):
-            box._emboux_enqueue("mailbox.create", "POST", "/users/",
-                                {"domain_name": box.domain_id.name, "email": box.email, "quota_mb": box.quota_mb},
-                                secret=pw)
+            box._emboux_sync("mailbox.create", secret=pw, domain_name=box.domain_id.name, email=box.email,
+                             quota_mb=box.quota_mb)
             if not box.active:
                 box._emboux_enqueue_active()
         catch_all = boxes.filtered("catch_all")
@@ -176,10 +178,10 @@ class EmbouxMailbox(models.Model):
             return res
         for box in self:
             if pw:
-                box._emboux_enqueue("mailbox.password", "PUT", f"/users/{box._q()}", {}, secret=pw)
+                box._emboux_sync("mailbox.password", secret=pw)
                 box.message_post(body=self.env._("Password changed."))
             if "quota_mb" in vals:
-                box._emboux_enqueue("mailbox.quota", "PUT", f"/users/{box._q()}/quota", {"quota_mb": box.quota_mb})
+                box._emboux_sync("mailbox.quota", quota_mb=box.quota_mb)
             if box.active != old_active[box.id]:
                 box._emboux_enqueue_active()
         if "catch_all" in vals:
@@ -192,7 +194,7 @@ class EmbouxMailbox(models.Model):
     def _emboux_enqueue_active(self):
         """Archive = disable on the platform (logins refused, new mail refused
         with 550 5.2.1, stored mail kept); unarchive = enable again."""
-        self._emboux_enqueue("mailbox.active", "PUT", f"/users/{self._q()}", {"active": self.active})
+        self._emboux_sync("mailbox.active", active=self.active)
 
     def _emboux_install_catch_all(self):
         Alias = self.env["emboux.alias"]
@@ -218,7 +220,7 @@ class EmbouxMailbox(models.Model):
     def unlink(self):
         if self._emboux_sync_enabled():
             for box in self:
-                box._emboux_enqueue("mailbox.delete", "DELETE", f"/users/{box._q()}")
+                box._emboux_sync("mailbox.delete")
         # the connector drops aliases forwarding to the mailbox; so do we (no echo)
         aliases = self.env["emboux.alias"].search([("mailbox_id", "in", self.ids)])
         aliases.with_context(emboux_no_sync=True).unlink()

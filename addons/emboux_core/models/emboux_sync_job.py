@@ -17,17 +17,14 @@ from datetime import timedelta
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.modules.registry import Registry
 
-from ..services import secrets_box
-from ..services.connector_client import ConnectorRefused, ConnectorUnavailable, dumps
+from ..services import platform_adapter, secrets_box, sync_queue
+from ..services.connector_client import ConnectorRefused, dumps
 
 _logger = logging.getLogger(__name__)
 
 # One dispatcher at a time per database keeps each lane strictly in order.
 _QUEUE_LOCK = 0x656D626F7578  # "embou x"
-PARALLEL = 8                 # concurrent HTTP calls for runs of independent jobs
-PARALLEL_KINDS = {"mailbox.create", "mailbox.delete", "alias.upsert", "alias.delete",
-                  "mailbox.password", "mailbox.quota"}
-MAX_BACKOFF = 3600
+# (the queue's rules -- lanes, runs, back-off -- are in services/sync_queue.py)
 
 
 class EmbouxSyncJob(models.Model):
@@ -147,17 +144,8 @@ class EmbouxSyncJob(models.Model):
 
     @staticmethod
     def _send(client, call):
-        """HTTP only (runs in worker threads, never touches the cursor or a
-        record): returns ('done'|'refused'|'unavailable', result)."""
-        if isinstance(call, ConnectorRefused):  # could not even be addressed
-            return "refused", call
-        method, path, body = call
-        try:
-            return "done", client.call(method, path, body)
-        except ConnectorRefused as exc:
-            return "refused", exc
-        except ConnectorUnavailable as exc:
-            return "unavailable", exc
+        """HTTP only (runs in worker threads): see sync_queue.send."""
+        return sync_queue.send(client, call)
 
     @api.model
     def _process_queue(self, commit=True, limit=20000):
@@ -189,35 +177,18 @@ class EmbouxSyncJob(models.Model):
     def _process_queue_locked(self, commit, limit):
         now = fields.Datetime.now()
         jobs = self.sudo().search([("state", "=", "pending")], order="id", limit=limit)
-        blocked = set()
-        reasons = {}
-        ready = []
-        for job in jobs:
-            if job.lane in blocked:
-                continue
-            if job.next_attempt_at and job.next_attempt_at > now:
-                blocked.add(job.lane)  # an earlier job of this lane is backing off
-                if job.last_error:
-                    reasons.setdefault(job.lane, job.last_error)
-                continue
-            ready.append(job)
+        ready, blocked, reasons = sync_queue.select_ready(jobs, now)
         client = self.env["emboux.connector"]._client()
         sent = 0
         # runs of consecutive jobs of one parallel-safe kind go out together
-        i = 0
-        while i < len(ready):
-            run = [ready[i]]
-            if ready[i].kind in PARALLEL_KINDS:
-                while i + len(run) < len(ready) and ready[i + len(run)].kind == ready[i].kind:
-                    run.append(ready[i + len(run)])
-            i += len(run)
+        for run in sync_queue.runs(ready):
             run = [j for j in run if j.lane not in blocked]
             if not run:
                 continue
             calls = [job._call_or_refusal() for job in run]
             bodies = [c[2] if isinstance(c, tuple) else None for c in calls]
             if len(run) > 1:
-                with ThreadPoolExecutor(max_workers=min(PARALLEL, len(run))) as pool:
+                with ThreadPoolExecutor(max_workers=min(sync_queue.PARALLEL, len(run))) as pool:
                     results = list(pool.map(lambda c: self._send(client, c), calls))
             else:
                 results = [self._send(client, calls[0])]
@@ -251,34 +222,9 @@ class EmbouxSyncJob(models.Model):
         return sent
 
     def _resolve_refusal(self, client, exc, body):
-        """Make replays harmless: a 4xx that only says 'already done' is success.
-        Decided on the connector's error code, never on its English detail."""
-        code = exc.code or ""
-        try:
-            if self.method == "DELETE" and exc.status == 404:
-                return "done", None
-            if self.kind == "domain.create" and code == "domain_exists":
-                row = client.call("GET", f"/domains/{client.q(body['name'])}")
-                if (row or {}).get("partner_ref") == body.get("partner_ref"):
-                    return "done", row
-            if self.kind == "mailbox.create" and code == "email_exists":
-                row = client.call("GET", f"/users/{client.q(body['email'])}")
-                if row and body.get("password"):
-                    # ours from an earlier attempt: make sure it has this password
-                    client.call("PUT", f"/users/{client.q(body['email'])}", {"password": body["password"]})
-                    return "done", row
-            if self.kind == "api_key.create" and code == "api_key_exists" \
-                    and body.get("token"):
-                # ours from an earlier attempt whose answer was lost: learn its id
-                # (the token is still sealed in this job, and wiped once it is done)
-                row = client.call("PUT", f"/api-keys/{client.q(body['token'])}", {})
-                if (row or {}).get("partner_ref") == body.get("partner_ref"):
-                    return "done", row
-        except ConnectorRefused:
-            return "refused", exc  # the look-up was refused too: keep the first refusal
-        except ConnectorUnavailable as exc2:
-            return "unavailable", exc2
-        return "refused", exc
+        """Make replays harmless: a 4xx that only says 'already done' is
+        success (the kind's replay rule in services/platform_adapter.py)."""
+        return platform_adapter.resolve_refusal(client, self.kind, self.method, exc, body)
 
     def _mark_done(self, result):
         vals = {"state": "done", "done_at": fields.Datetime.now(), "attempts": self.attempts + 1,
@@ -301,7 +247,7 @@ class EmbouxSyncJob(models.Model):
                                               call=self.name, error=str(exc)))
 
     def _mark_retry(self, exc):
-        delay = min(MAX_BACKOFF, 10 * 2 ** min(self.attempts, 12))
+        delay = sync_queue.backoff_seconds(self.attempts)
         self.sudo().write({"attempts": self.attempts + 1, "last_error": str(exc),
                            "next_attempt_at": fields.Datetime.now() + timedelta(seconds=delay)})
         record = self._record()

@@ -2,7 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import names
+from ..services import names, platform_adapter
 
 
 class EmbouxSyncMixin(models.AbstractModel):
@@ -34,11 +34,24 @@ class EmbouxSyncMixin(models.AbstractModel):
     def _emboux_job_done(self, job, result):
         """A job of this record reached the connector (result = its JSON)."""
 
+    def _emboux_target(self):
+        """This record's parameters in the platform's paths (see
+        services/platform_adapter.py), e.g. {"name": "example.com"}."""
+        return {}
+
     # --- helpers -----------------------------------------------------------------
     def _emboux_sync_enabled(self):
         return not self.env.context.get("emboux_no_sync")
 
+    def _emboux_sync(self, kind, secret=None, **values):
+        """Queue the change `kind` of this record with the body fields
+        `values`: the platform adapter knows the verb, the path and the body."""
+        method, path, body = platform_adapter.build(kind, self._emboux_target(), **values)
+        return self._emboux_enqueue(kind, method, path, body, secret=secret,
+                                    secret_field=platform_adapter.secret_field(kind))
+
     def _emboux_enqueue(self, kind, method, path, payload=None, secret=None, secret_field="password"):
+        """The low-level form (a kind the adapter does not know yet, migrations)."""
         self.ensure_one()
         job = self.env["emboux.sync.job"]._enqueue(self, kind, method, path, payload, secret, secret_field)
         if self.sync_state != "pending":

@@ -98,7 +98,10 @@ class EmbouxTenant(models.Model):
         """The partner and its quotas on the connector: `PUT /partners/{ref}`
         creates it if missing (an upsert: harmless when replayed)."""
         self.ensure_one()
-        self._emboux_enqueue("tenant.quotas", "PUT", f"/partners/{self._q_ref()}", self._quota_payload())
+        self._emboux_sync("tenant.quotas", **self._quota_payload())
+
+    def _emboux_target(self):
+        return {"ref": self.partner_ref}
 
     def _q_ref(self):
         return self.env["emboux.connector"]._client().q(self.partner_ref)
