@@ -28,9 +28,19 @@ def reset_daily(cur, day=None):
 
 
 def reset_monthly(cur, month=None):
+    """Without `month`: every month still to freeze, oldest first, as Odoo's
+    cron does by calling until `already_done` (a scheduler down for months
+    catches up in one run). The report is the last answer, plus `closed`."""
     from .api import outbound
-    body = {"month": month} if month else {}
-    return outbound.reset_monthly.__wrapped__(cur, None, body)
+    if month:
+        return outbound.reset_monthly.__wrapped__(cur, None, {"month": month})
+    closed = []
+    for _ in range(120):   # ten years: a bound, never reached in practice
+        r = outbound.reset_monthly.__wrapped__(cur, None, {})
+        if r["already_done"]:
+            break
+        closed.append(r["month"])
+    return {**r, "closed": closed}
 
 
 def purge_retention(cur):

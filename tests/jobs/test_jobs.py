@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 
-from emboux_connector import dkim, jobs, scheduler
+from emboux_connector import dkim, jobs, periods, scheduler
 
 EXE = pathlib.Path(sys.executable).parent / "emboux-connector"
 
@@ -66,10 +66,16 @@ def test_monthly_reset_is_due_once_a_month_and_idempotent(txn):
     cur.execute("DELETE FROM scheduler_runs")
     now = utc_now()
     month = now.strftime("%Y-%m")
+    # frozen up to four months ago: the scheduler's one run catches up to last month
+    m = periods.month_start(now.date())
+    back = [m := periods.previous_month(m) for _ in range(4)]
+    cur.execute("DELETE FROM outbound_resets WHERE kind = 'monthly'")
+    cur.execute("INSERT INTO outbound_resets (kind, period, domains) VALUES ('monthly', %s, 0)", (back[3],))
     assert scheduler.due(cur, "reset-monthly", now) == month
     first = scheduler.run_job(cur, "reset-monthly", now, month)
+    assert first["closed"] == [b.strftime("%Y-%m") for b in reversed(back[:3])]
     again = jobs.reset_monthly(cur)
-    assert again["already_done"] is True and again["month"] == first["month"]
+    assert again["already_done"] is True and again["closed"] == [] and again["month"] == back[0].strftime("%Y-%m")
     assert scheduler.due(cur, "reset-monthly", now) is None
 
 
