@@ -1,18 +1,8 @@
 """Connector settings, read once from the environment."""
 
-import os
 from dataclasses import dataclass
 
-
-def env_number(env, key, default, cast=int):
-    """A numeric setting from the environment; a malformed one stops start-up."""
-    raw = env.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        raise SystemExit(f"{key} must be a number, got {raw!r}") from None
+from . import settings
 
 
 @dataclass(frozen=True)
@@ -25,9 +15,8 @@ class Config:
 
     @classmethod
     def from_env(cls, env=None):
-        env = os.environ if env is None else env
-        api_key = env.get("EMBOUX_API_KEY", "")
-        dsn = env.get("MAILDB_DSN", "")
+        api_key = settings.get("EMBOUX_API_KEY", env) or ""
+        dsn = settings.get("MAILDB_DSN", env) or ""
         if len(api_key) < 16:
             raise SystemExit("EMBOUX_API_KEY must be set to a master token of at least 16 characters")
         if not dsn:
@@ -35,6 +24,6 @@ class Config:
         return cls(
             api_key=api_key,
             maildb_dsn=dsn,
-            pool_max=env_number(env, "EMBOUX_DB_POOL_MAX", 8),
-            default_quota_mb=env_number(env, "EMBOUX_DEFAULT_QUOTA_MB", 1024),
+            pool_max=settings.number("EMBOUX_DB_POOL_MAX", env),
+            default_quota_mb=settings.number("EMBOUX_DEFAULT_QUOTA_MB", env),
         )

@@ -12,28 +12,22 @@ that mail signed with it and still in flight verifies, then retired.
 
 import base64
 import datetime as dt
-import os
 import secrets
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from . import settings
+
 DEFAULT_BITS = 2048
 
 
 def key_bits():
-    try:
-        bits = int(os.environ.get("DKIM_KEY_BITS") or DEFAULT_BITS)
-    except ValueError:
-        bits = DEFAULT_BITS
-    return max(1024, bits)
+    return max(1024, settings.lenient("DKIM_KEY_BITS"))
 
 
 def overlap_days():
-    try:
-        return max(0, int(os.environ.get("DKIM_ROTATION_OVERLAP_DAYS") or 7))
-    except ValueError:
-        return 7
+    return max(0, settings.lenient("DKIM_ROTATION_OVERLAP_DAYS"))
 
 
 def generate(bits=None):

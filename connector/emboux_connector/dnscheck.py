@@ -7,27 +7,28 @@ BIMI). The resolver is configurable: DNS_RESOLVER=host[:port] (else the
 system's), DNS_TIMEOUT seconds (default 3).
 """
 
-import os
 import re
 
 import dns.exception
 import dns.resolver
 
+from . import settings
+
 DMARC_STAGES = ("none", "quarantine", "reject")
 
 
 def mx_host():
-    return (os.environ.get("MX_HOST") or os.environ.get("MAIL_HOSTNAME") or "mail.emboux.test").rstrip(".")
+    return (settings.get("MX_HOST") or settings.get("MAIL_HOSTNAME")).rstrip(".")
 
 
 def resolver():
-    r = dns.resolver.Resolver(configure=not os.environ.get("DNS_RESOLVER"))
-    spec = os.environ.get("DNS_RESOLVER")
+    spec = settings.get("DNS_RESOLVER")
+    r = dns.resolver.Resolver(configure=not spec)
     if spec:
         host, _, port = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
         r.nameservers = [host or spec]
         r.port = int(port) if port else 53
-    t = float(os.environ.get("DNS_TIMEOUT") or 3)
+    t = float(settings.get("DNS_TIMEOUT"))
     r.timeout, r.lifetime = t, t
     r.cache = None
     return r

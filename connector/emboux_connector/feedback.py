@@ -17,9 +17,10 @@ with the reason recorded in outbound_status_reason.
 """
 
 import logging
-import os
 import re
 from dataclasses import dataclass
+
+from . import settings
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,8 @@ KINDS = ("bounce", "complaint", "temporary")
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[a-z0-9.-]{1,253}$")
 
 
-def _float(key, default):
-    try:
-        return float(os.environ.get(key) or default)
-    except ValueError:
-        return default
+def _float(key):
+    return float(settings.lenient(key))
 
 
 @dataclass(frozen=True)
@@ -42,9 +40,9 @@ class Thresholds:
 
     @classmethod
     def from_env(cls):
-        return cls(bounce_rate=_float("GUILLOTINE_BOUNCE_RATE", 0.5),
-                   complaint_rate=_float("GUILLOTINE_COMPLAINT_RATE", 0.1),
-                   min_volume=int(_float("GUILLOTINE_MIN_VOLUME", 100)))
+        return cls(bounce_rate=_float("GUILLOTINE_BOUNCE_RATE"),
+                   complaint_rate=_float("GUILLOTINE_COMPLAINT_RATE"),
+                   min_volume=int(_float("GUILLOTINE_MIN_VOLUME")))
 
 
 def normalise_email(value):

@@ -24,13 +24,14 @@ import sys
 from urllib.parse import urlsplit
 import contextlib
 
+from . import settings
+
 MASK = "***"
 
 # Query parameters of the API (schemas.py, api/*.py): never secret.
 SAFE_QUERY = frozenset({"since", "domain_id", "domain", "reason", "limit", "offset", "month"})
 # Settings whose values are secrets (the DSN's password is taken out of it).
-SECRET_SETTINGS = ("EMBOUX_API_KEY", "MAILGUN_API_KEY", "MAILGUN_WEBHOOK_SIGNING_KEY",
-                   "SES_SECRET_ACCESS_KEY", "MAILDB_PASSWORD")
+SECRET_SETTINGS = settings.SECRETS     # the registry's secret settings (settings.py)
 
 _TOKEN_IN_PATH = re.compile(r"(/api-keys/)(?!by-id/)[^/?#\s\"'<>]+")
 _QUERY_PAIR = re.compile(r"([?&;])([^=&#\s\"'<>]*)=([^&#\s\"'<>]*)")
@@ -44,9 +45,8 @@ _secrets = []
 
 def secret_values(env=None):
     """The values of the secret settings in env (at least 8 characters)."""
-    env = os.environ if env is None else env
-    found = [env.get(k) for k in SECRET_SETTINGS]
-    dsn = env.get("MAILDB_DSN") or ""
+    found = [settings.raw(k, env) for k in SECRET_SETTINGS]
+    dsn = settings.raw("MAILDB_DSN", env) or ""
     with contextlib.suppress(ValueError):
         found.append(urlsplit(dsn).password)
     found += re.findall(r"password\s*=\s*'?([^'\s]+)", dsn)
@@ -100,7 +100,7 @@ def configure(env=None):
     Idempotent: a second call replaces the handler the first one installed."""
     env = os.environ if env is None else env
     remember_secrets(secret_values(env))
-    path = env.get("EMBOUX_LOG_FILE") or ""
+    path = settings.get("EMBOUX_LOG_FILE", env) or ""
     if path and path != "-":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # Watched: logrotate may move the file away; all workers append to it.
@@ -114,7 +114,7 @@ def configure(env=None):
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)
-    level = (env.get("EMBOUX_LOG_LEVEL") or "INFO").upper()
+    level = settings.get("EMBOUX_LOG_LEVEL", env).upper()
     root.setLevel(getattr(logging, level, logging.INFO))
     return handler
 

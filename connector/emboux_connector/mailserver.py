@@ -44,6 +44,8 @@ import time
 from collections import defaultdict
 import contextlib
 
+from . import settings
+
 log = logging.getLogger(__name__)
 
 # user@domain as the API stores it: lower case, IDNA domain. Anything that
@@ -60,19 +62,16 @@ class MailServerError(RuntimeError):
 
 
 # --- settings -------------------------------------------------------------------
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+def _env(name: str) -> str:
+    return str(settings.get(name))
 
 
 def _timeout() -> float:
-    try:
-        return float(_env("MAIL_CHECK_TIMEOUT", "3"))
-    except ValueError:
-        return 3.0
+    return float(settings.lenient("MAIL_CHECK_TIMEOUT"))
 
 
 def vmail_dir() -> str:
-    return os.path.realpath(_env("VMAIL_DIR", "/var/vmail"))
+    return os.path.realpath(_env("VMAIL_DIR"))
 
 
 # --- health -----------------------------------------------------------------------
@@ -101,21 +100,21 @@ def _banner(host: str, port: int, expect: bytes, bye: bytes) -> tuple[bool, str]
 
 def check_postfix(cfg=None) -> tuple[bool, str]:
     """Postfix's inbound smtpd answers with a 220 greeting."""
-    host = _env("SMTP_HOST", "127.0.0.1")
-    port = int(_env("SMTP_PORT", "25"))
+    host = _env("SMTP_HOST")
+    port = int(_env("SMTP_PORT"))
     return _banner(host, port, b"220", b"QUIT\r\n")
 
 
 def check_dovecot(cfg=None) -> tuple[bool, str]:
     """Dovecot's IMAP service answers with an "* OK" greeting."""
-    host = _env("IMAP_HOST", "127.0.0.1")
-    port = int(_env("IMAP_PORT", "143"))
+    host = _env("IMAP_HOST")
+    port = int(_env("IMAP_PORT"))
     return _banner(host, port, b"* OK", b"a LOGOUT\r\n")
 
 
 # --- doveadm --------------------------------------------------------------------------
 def _doveadm(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-    cmd = [_env("DOVEADM", "doveadm"), "-c", _env("DOVECOT_CONFIG", "/etc/dovecot/dovecot.conf"),
+    cmd = [_env("DOVEADM"), "-c", _env("DOVECOT_CONFIG"),
            "-f", "tab", *args]
     try:
         return subprocess.run(cmd, capture_output=True, text=True,
@@ -226,7 +225,7 @@ def _connect(conn):
     if conn is not None:
         return conn, False
     import psycopg2  # the connector's driver
-    dsn = os.environ.get("MAILDB_DSN")
+    dsn = settings.get("MAILDB_DSN")
     if not dsn:
         raise MailServerError("MAILDB_DSN is not set and no connection was given")
     return psycopg2.connect(dsn), True

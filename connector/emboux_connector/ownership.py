@@ -9,12 +9,11 @@ See docs/domain-ownership.md.
 """
 
 import functools
-import os
 import secrets
 
 from publicsuffixlist import PublicSuffixList
 
-from . import dnscheck
+from . import dnscheck, settings
 from .errors import ApiError
 
 RECORD_PREFIX = "_emboux-verification"
@@ -41,9 +40,9 @@ def platform_names(env=None):
     refused to everyone when listed explicitly; the derived one, and every
     subdomain of either kind, only to clients -- the operator may host its
     own subdomains (the dev stack's demo.emboux.test)."""
-    env = os.environ if env is None else env
-    hosts = _names(" ".join(env.get(k, "") for k in ("MAIL_HOSTNAME", "MX_HOST")))
-    listed = _names(env.get("EMBOUX_RESERVED_DOMAINS"))
+    # only the names set: the registered default of MAIL_HOSTNAME reserves nothing
+    hosts = _names(" ".join(settings.raw(k, env) or "" for k in ("MAIL_HOSTNAME", "MX_HOST")))
+    listed = _names(settings.get("EMBOUX_RESERVED_DOMAINS", env))
     derived = {d for d in (_psl().privatesuffix(h) for h in hosts) if d} - hosts
     return hosts, listed, derived
 

@@ -5,17 +5,15 @@ SHA512-CRYPT with 5,000 rounds is what `doveadm pw -s SHA512-CRYPT` produces
 0.23 s per IMAP login on these machines. Override with EMBOUX_PASSWORD_ROUNDS.
 """
 
-import os
-
 from passlib.hash import sha512_crypt
 
-from .config import env_number
+from . import settings
 from .errors import ApiError
 
 SCHEME = "{SHA512-CRYPT}"
 MIN_LENGTH = 8
 MAX_LENGTH = 256
-_hasher = sha512_crypt.using(rounds=env_number(os.environ, "EMBOUX_PASSWORD_ROUNDS", 5000))
+_hasher = sha512_crypt.using(rounds=settings.number("EMBOUX_PASSWORD_ROUNDS"))
 
 
 def check_password(value, field="password"):

@@ -24,13 +24,13 @@ Settings (environment):
 """
 
 import math
-import os
 import time
 from dataclasses import dataclass
 
 from flask import current_app, request
 from limits import parse_many, storage, strategies
 
+from . import settings
 from .errors import ApiError
 
 DEFAULT_LIMIT = "30/minute;300/hour"
@@ -45,14 +45,13 @@ class Throttle:
 
     @classmethod
     def from_env(cls, env=None):
-        env = os.environ if env is None else env
-        spec = env.get("AUTH_FAILURE_LIMIT") or DEFAULT_LIMIT
+        spec = settings.get("AUTH_FAILURE_LIMIT", env)
         try:
             items = parse_many(spec)
         except ValueError as exc:
             raise ValueError(f"AUTH_FAILURE_LIMIT: {exc}") from None
-        store = storage.storage_from_string(env.get("AUTH_LIMIT_STORAGE") or "memory://")
-        proxies = frozenset(p.strip() for p in (env.get("API_TRUSTED_PROXIES") or "").split(",") if p.strip())
+        store = storage.storage_from_string(settings.get("AUTH_LIMIT_STORAGE", env))
+        proxies = frozenset(p.strip() for p in (settings.get("API_TRUSTED_PROXIES", env) or "").split(",") if p.strip())
         return cls(items, strategies.MovingWindowRateLimiter(store), proxies)
 
     def client_address(self):

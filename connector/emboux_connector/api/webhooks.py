@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import time
 from urllib.parse import urlsplit
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Blueprint, request
 
-from .. import feedback
+from .. import feedback, settings
 from ..errors import ApiError
 from ..routing import _json_body, endpoint, refuse_unstorable
 
@@ -31,9 +30,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 
-def _env(key, default=None):
-    v = os.environ.get(key)
-    return v if v not in (None, "") else default
+def _env(key):
+    return settings.get(key)
 
 
 # --- Mailgun -------------------------------------------------------------------
@@ -102,7 +100,7 @@ def mailgun_webhook(cur, caller):
     if not key:
         raise ApiError(503, "Mailgun webhook is not configured")
     data = _mailgun_payload()
-    max_age = int(_env("MAILGUN_WEBHOOK_MAX_AGE", 300))
+    max_age = int(_env("MAILGUN_WEBHOOK_MAX_AGE"))
     token = _mailgun_signed_token(key, data, max_age)
     ev = data.get("event-data")
     if not isinstance(ev, dict):
@@ -218,7 +216,7 @@ def verify_sns(cur, msg):
 
 
 def topics():
-    return {t.strip() for t in (_env("SNS_TOPIC_ARNS", "")).split(",") if t.strip()}
+    return {t.strip() for t in _env("SNS_TOPIC_ARNS").split(",") if t.strip()}
 
 
 def confirm_subscription(topic_arn, token):
@@ -226,7 +224,7 @@ def confirm_subscription(topic_arn, token):
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
     parts = topic_arn.split(":")
-    region = parts[3] if len(parts) > 5 else _env("SES_REGION", "us-east-1")
+    region = parts[3] if len(parts) > 5 else _env("SES_REGION")
     kwargs = {"region_name": region}
     if _env("SNS_ENDPOINT_URL"):
         kwargs["endpoint_url"] = _env("SNS_ENDPOINT_URL")

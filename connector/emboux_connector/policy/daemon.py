@@ -39,6 +39,7 @@ import socket
 import sys
 import uuid
 
+from .. import settings
 from . import forwarding, workers
 from .batching import DecisionMixin
 from .cache import CacheMixin
@@ -168,7 +169,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="emboux-policyd", description=__doc__.split("\n")[0])
     p.add_argument("--listen", help="HOST:PORT (default $POLICYD_HOST:$POLICYD_PORT, 127.0.0.1:10040)")
     p.add_argument("--dsn", help="mail DB (default $POLICYD_DSN, else $MAILDB_DSN)")
-    p.add_argument("--log-level", default=os.environ.get("POLICYD_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", default=settings.get("POLICYD_LOG_LEVEL"))
     p.add_argument("--workers", type=int, default=None,
                    help="processes sharing the port (default $POLICYD_WORKERS, else one per two CPUs, 1 to 4)")
     args = p.parse_args(argv)
@@ -177,8 +178,8 @@ def main(argv=None):
     if args.listen:
         host, _, port = args.listen.rpartition(":")
     else:
-        host, port = os.environ.get("POLICYD_HOST", "127.0.0.1"), os.environ.get("POLICYD_PORT", "10040")
-    dsn = args.dsn or os.environ.get("POLICYD_DSN") or os.environ.get("MAILDB_DSN")
+        host, port = settings.get("POLICYD_HOST"), settings.get("POLICYD_PORT")
+    dsn = args.dsn or settings.get("POLICYD_DSN") or settings.get("MAILDB_DSN")
     if not dsn:
         sys.exit("emboux-policyd: set POLICYD_DSN or MAILDB_DSN")
     n = args.workers if args.workers is not None else workers.default_workers()
@@ -186,11 +187,11 @@ def main(argv=None):
         socks = workers.listening_sockets(host or "127.0.0.1", int(port), max(1, n))
     except OSError as exc:
         sys.exit(f"emboux-policyd: cannot listen on {host}:{port}: {exc.strerror}")
-    settings = Settings.from_env()
+    rules = Settings.from_env()
     tune_runtime()
 
     def run(sock):
-        asyncio.run(serve(dsn, sock, settings))
+        asyncio.run(serve(dsn, sock, rules))
 
     if len(socks) == 1:
         run(socks[0])

@@ -14,11 +14,10 @@ api/outbound.py with psycopg2) only run the SQL below and hand the rows in:
 """
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 
-from ..config import env_number
+from .. import settings as registry
 
 PROFILES = {"fast": 1.8, "standard": 1.1, "conservative": 1.05}
 MB = 1024 * 1024
@@ -30,17 +29,16 @@ class Settings:
     hourly_floor: int = 10             # never below 10 per hour
     warmup_start: int = 50             # WARMUP_START: day-0 cap of a new domain
     spike_min: int = 50                # SPIKE_MIN: spike detection ignores days below this
-    db_down_action: str = "451 4.3.0 Outbound policy temporarily unavailable, try again later"
+    db_down_action: str = registry.REGISTRY["POLICYD_DB_DOWN_ACTION"].default
 
     @classmethod
     def from_env(cls, env=None):
-        env = os.environ if env is None else env
         return cls(
-            hourly_fraction=env_number(env, "HOURLY_FRACTION", 0.167, float),
-            hourly_floor=env_number(env, "HOURLY_FLOOR", 10, int),
-            warmup_start=env_number(env, "WARMUP_START", 50, int),
-            spike_min=env_number(env, "SPIKE_MIN", 50, int),
-            db_down_action=env.get("POLICYD_DB_DOWN_ACTION") or cls.db_down_action,
+            hourly_fraction=registry.number("HOURLY_FRACTION", env),
+            hourly_floor=registry.number("HOURLY_FLOOR", env),
+            warmup_start=registry.number("WARMUP_START", env),
+            spike_min=registry.number("SPIKE_MIN", env),
+            db_down_action=registry.get("POLICYD_DB_DOWN_ACTION", env),
         )
 
 

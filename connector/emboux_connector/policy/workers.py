@@ -19,7 +19,7 @@ import signal
 import socket
 import time
 
-from ..config import env_number
+from .. import settings
 import contextlib
 
 log = logging.getLogger("emboux.policyd")
@@ -32,7 +32,8 @@ def default_workers():
     daemon shares its host with PostgreSQL and Postfix: on 2 cores one worker
     gave p99 3.7-4.2 ms at 32 connections, two gave 40 % more throughput but
     p99 5.1-7.0 ms, the cores oversubscribed (docs/outbound.md, benchmark)."""
-    return max(1, env_number(os.environ, "POLICYD_WORKERS", min(4, (os.cpu_count() or 1) // 2)))
+    configured = settings.number("POLICYD_WORKERS")
+    return max(1, min(4, (os.cpu_count() or 1) // 2) if configured is None else configured)
 
 
 def listening_sockets(host, port, n, backlog=1024):

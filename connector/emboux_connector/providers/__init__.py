@@ -16,8 +16,9 @@ The lifecycle glue with the mail DB (create, delete, activate, verify,
 register-subdomain) is in providers/lifecycle.py.
 """
 
-import os
 from dataclasses import dataclass, field
+
+from .. import settings
 
 NAMES = ("local", "ses", "mailgun")
 
@@ -71,9 +72,9 @@ class Provider:
         return False
 
 
-def env(key, default=None):
-    value = os.environ.get(key)
-    return value if value not in (None, "") else default
+def env(key):
+    """A provider setting (settings.py): its value, else its registered default."""
+    return settings.get(key)
 
 
 def get(name):

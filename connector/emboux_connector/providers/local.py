@@ -2,18 +2,14 @@
 with keys the connector generates (dkim.py). Verification = the active key's
 public half is published in DNS (checked with the configured resolver)."""
 
-import os
-
+from .. import settings
 from . import Identity, Provider
 
 
 def local_spf_mechanism():
     """What a `local` domain's SPF must include: LOCAL_SPF_MECHANISM, else
     a:<MAIL_HOSTNAME> (the host our Postfix sends from)."""
-    mech = os.environ.get("LOCAL_SPF_MECHANISM")
-    if mech:
-        return mech
-    return f"a:{os.environ.get('MAIL_HOSTNAME') or 'mail.emboux.test'}"
+    return settings.get("LOCAL_SPF_MECHANISM") or f"a:{settings.get('MAIL_HOSTNAME')}"
 
 
 class LocalProvider(Provider):

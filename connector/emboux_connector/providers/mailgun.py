@@ -22,8 +22,8 @@ class MailgunProvider(Provider):
     dkim_record_type = "TXT"
 
     def __init__(self):
-        self.base = env("MAILGUN_API_URL", "https://api.mailgun.net").rstrip("/")
-        self.key = env("MAILGUN_API_KEY", "")
+        self.base = env("MAILGUN_API_URL").rstrip("/")
+        self.key = env("MAILGUN_API_KEY")
         self.session = requests.Session()
 
     def _req(self, method, path, ok=(200,), **kwargs):
@@ -104,5 +104,5 @@ class MailgunProvider(Provider):
                       data={"login": login, "password": password})
         if r.status_code != 200:
             self._req("PUT", f"/v3/domains/{domain}/credentials/{login}", data={"password": password})
-        return Credential(relayhost=env("MAILGUN_SMTP_RELAY", "[smtp.mailgun.org]:587"),
+        return Credential(relayhost=env("MAILGUN_SMTP_RELAY"),
                           username=login, password=password)

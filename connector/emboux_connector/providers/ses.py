@@ -29,7 +29,7 @@ class SesProvider(Provider):
     dkim_record_type = "CNAME"
 
     def __init__(self):
-        self.region = env("SES_REGION", "us-east-1")
+        self.region = env("SES_REGION")
         self._client = None
 
     @property
@@ -108,5 +108,5 @@ class SesProvider(Provider):
         secret = env("SES_SECRET_ACCESS_KEY") or env("AWS_SECRET_ACCESS_KEY")
         if not key_id or not secret:
             raise ProviderError("SES credentials are not configured (SES_ACCESS_KEY_ID)")
-        relay = env("SES_SMTP_RELAY", f"[email-smtp.{self.region}.amazonaws.com]:587")
+        relay = env("SES_SMTP_RELAY") or f"[email-smtp.{self.region}.amazonaws.com]:587"
         return Credential(relayhost=relay, username=key_id, password=smtp_password(secret, self.region))
