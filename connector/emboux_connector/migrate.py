@@ -22,11 +22,10 @@ def migrate(dsn):
     conn = psycopg2.connect(dsn)
     applied_now = []
     try:
-        with conn:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
-                cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         with conn.cursor() as cur:
             cur.execute("SELECT version FROM schema_migrations")
             done = {r[0] for r in cur.fetchall()}
@@ -34,10 +33,9 @@ def migrate(dsn):
         for name, sql in migration_files():
             if name in done:
                 continue
-            with conn:
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-                    cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (name,))
+            with conn, conn.cursor() as cur:
+                cur.execute(sql)
+                cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (name,))
             applied_now.append(name)
             log.info("applied %s", name)
         with conn.cursor() as cur:

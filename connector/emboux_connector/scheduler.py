@@ -52,7 +52,7 @@ SCHEDULE = {
 
 
 def utcnow():
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def due(cur, job, now):
