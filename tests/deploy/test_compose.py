@@ -263,3 +263,35 @@ def test_restarting_every_container_loses_no_message_and_no_record(deployment, h
     with smtplib.SMTP("127.0.0.1", d.ports["SMTP"], timeout=30) as s:
         assert not s.sendmail("someone@example.net", [bob], f"Subject: {subject}\r\n\r\nx\r\n")
     assert wait_until(lambda: subject in d.subjects(bob), timeout=120), d.logs()
+
+
+def test_a_second_up_changes_nothing(deployment):
+    d = deployment
+    ids = lambda: run("podman", "ps", "-a", "--filter", f"label=io.podman.compose.project={d.project}",  # noqa: E731
+                      "--format", "{{.Names}} {{.ID}}").stdout.split("\n")
+    before = sorted(ids())
+    d.compose("up", "-d", "--no-build")
+    assert sorted(ids()) == before
+    assert wait_until(d.healthy, timeout=300, step=2), d.logs()
+
+
+@pytest.mark.parametrize("image,cmd,missing", [
+    ("localhost/emboux-connector:latest", ["/opt/emboux/init.sh"], "POSTGRES_PASSWORD"),
+    ("localhost/emboux-connector:latest", ["/opt/emboux/init.sh"], "DOVECOT_DB_PASSWORD"),
+    ("localhost/emboux-connector:latest", ["gunicorn"], "MAILDB_PASSWORD"),
+    ("localhost/emboux-connector:latest", ["gunicorn"], "EMBOUX_API_KEY"),
+    ("localhost/emboux-mail:latest", [], "MAIL_HOSTNAME"),
+    ("localhost/emboux-mail:latest", [], "TLS_CERT"),
+    ("localhost/emboux-postgres:latest", [], "POSTGRES_PASSWORD"),
+])
+def test_a_missing_setting_stops_the_service_naming_it(deployment, tmp_path, image, cmd, missing):
+    """Bad input: the env file without one variable; the service exits at
+    once (before touching anything) with the variable's name in its log."""
+    lines = [line for line in deployment.env_file.read_text().splitlines()
+             if not line.startswith(f"{missing}=")]
+    bad = tmp_path / "bad.env"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run("podman", "run", "--rm", "--network", "none", "--env-file", str(bad), image, *cmd,
+            check=False, timeout=120)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert f"{missing} is not set" in r.stdout + r.stderr, r.stdout + r.stderr
