@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import names
+from ..services import names, usage
 from ..services.connector_client import ConnectorError
 
 
@@ -32,6 +32,8 @@ class EmbouxDomain(models.Model):
     mailbox_ids = fields.One2many("emboux.mailbox", "domain_id", string="Mailboxes")
     alias_ids = fields.One2many("emboux.alias", "domain_id", string="Aliases")
     mailbox_count = fields.Integer(compute="_compute_counts")
+    mailboxes_usage = fields.Char("Mailboxes", compute="_compute_counts",
+                                  help="Mailboxes / the tenant's quota per domain.")
     alias_count = fields.Integer(compute="_compute_counts")
     # Ownership (docs/domain-ownership.md): the platform routes no mail for a
     # domain until its owner proved control of its DNS or a manager vouched.
@@ -56,8 +58,14 @@ class EmbouxDomain(models.Model):
     def _compute_counts(self):
         m = dict(self.env["emboux.mailbox"]._read_group([("domain_id", "in", self.ids)], ["domain_id"], ["__count"]))
         a = dict(self.env["emboux.alias"]._read_group([("domain_id", "in", self.ids)], ["domain_id"], ["__count"]))
+        unlimited = self.env._("Unlimited")
         for d in self:
             d.mailbox_count, d.alias_count = m.get(d, 0), a.get(d, 0)
+            d.mailboxes_usage = usage.used_of(d.mailbox_count, d.tenant_id.mailboxes_per_domain, unlimited)
+
+    def copy_data(self, default=None):
+        # Duplicate would only fail later on the unique name: say why at once
+        raise UserError(self.env._("A domain cannot be duplicated: a domain name is unique; create a new domain."))
 
     def _emboux_lane(self):
         return f"partner:{self.tenant_id.partner_ref}"

@@ -2,7 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import names
+from ..services import names, usage
 
 
 class EmbouxMailbox(models.Model):
@@ -29,6 +29,8 @@ class EmbouxMailbox(models.Model):
     quota_mb = fields.Integer("Storage quota (MB)", tracking=True,
                               default=lambda self: self._default_quota(), help="0 = unlimited")
     storage_used_mb = fields.Float("Storage used (MB)", readonly=True, digits=(12, 1))
+    storage_usage = fields.Char("Storage", compute="_compute_storage_usage",
+                                help="Storage used / quota (last read from the mail platform).")
     catch_all = fields.Boolean("Catch-all", tracking=True,
                                help="Also receive mail sent to any unknown address of the domain.")
     # client settings panel (read-only)
@@ -55,6 +57,16 @@ class EmbouxMailbox(models.Model):
 
     def _inverse_password(self):
         """Handled in create/write: the value never reaches the database."""
+
+    @api.depends("storage_used_mb", "quota_mb")
+    def _compute_storage_usage(self):
+        unlimited = self.env._("Unlimited")
+        for box in self:
+            box.storage_usage = usage.used_of(box.storage_used_mb, box.quota_mb, unlimited, unit="MB")
+
+    def copy_data(self, default=None):
+        # Duplicate would only fail later on the unique name: say why at once
+        raise UserError(self.env._("A mailbox cannot be duplicated: create a new one (an address is unique)."))
 
     def _compute_client_settings(self):
         icp = self.env["ir.config_parameter"].sudo()

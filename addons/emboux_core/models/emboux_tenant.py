@@ -6,7 +6,7 @@ import secrets
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import names
+from ..services import names, usage
 from ..services.connector_client import ConnectorError
 
 QUOTA_FIELDS = ("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox", "alias_external_destinations")
@@ -40,6 +40,10 @@ class EmbouxTenant(models.Model):
     domains_used = fields.Integer(compute="_compute_usage")
     mailboxes_used = fields.Integer(compute="_compute_usage")
     aliases_used = fields.Integer(compute="_compute_usage")
+    # "used / allowed" as shown to people (a quota of 0 reads "Unlimited")
+    domains_usage = fields.Char("Domains", compute="_compute_usage")
+    mailboxes_usage = fields.Char("Mailboxes", compute="_compute_usage")
+    aliases_usage = fields.Char("Aliases", compute="_compute_usage")
 
     _partner_ref_unique = models.Constraint("UNIQUE (partner_ref)",
                                             "Another tenant already uses this platform reference.")
@@ -49,13 +53,20 @@ class EmbouxTenant(models.Model):
     _alias_external_destinations_positive = models.Constraint(
         "CHECK (alias_external_destinations >= 0)", "Quotas cannot be negative (0 means unlimited).")
 
+    @api.depends("domains_allowed", "mailboxes_per_domain", "aliases_per_mailbox")
     def _compute_usage(self):
         Domain, Mailbox, Alias = self.env["emboux.domain"], self.env["emboux.mailbox"], self.env["emboux.alias"]
         d = dict(Domain._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"]))
         m = dict(Mailbox._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"]))
         a = dict(Alias._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"]))
+        unlimited = self.env._("Unlimited")
         for t in self:
             t.domains_used, t.mailboxes_used, t.aliases_used = d.get(t, 0), m.get(t, 0), a.get(t, 0)
+            t.domains_usage = usage.used_of(t.domains_used, t.domains_allowed, unlimited)
+            t.mailboxes_usage = usage.used_of(t.mailboxes_used, t.mailboxes_per_domain, unlimited,
+                                              per=self.env._("per domain"))
+            t.aliases_usage = usage.used_of(t.aliases_used, t.aliases_per_mailbox, unlimited,
+                                            per=self.env._("per mailbox"))
 
     def _emboux_lane(self):
         return f"partner:{self.partner_ref}"

@@ -6,3 +6,4 @@ from . import test_platform
 from . import test_archive
 from . import test_ownership
 from . import test_error_codes
+from . import test_back_office

@@ -1,7 +1,8 @@
 /** @odoo-module **/
 // License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 // Archiving a domain or a mailbox is a real disable on the mail platform, not
-// just hiding a record in Odoo: the confirmation says what it does.
+// just hiding a record in Odoo, and deleting one destroys it there with the
+// mail it holds: the confirmations say what they do.
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
 import { FormController } from "@web/views/form/form_controller";
@@ -29,11 +30,45 @@ export function embouxArchiveMessage(resModel, many) {
     return null;
 }
 
+export function embouxDeleteMessage(resModel, many) {
+    if (resModel === "emboux.mailbox") {
+        return {
+            title: many ? _t("Destroy these mailboxes?") : _t("Destroy this mailbox?"),
+            body: many
+                ? _t("Deleting destroys these mailboxes on the mail platform with all the mail they hold, " +
+                     "and the aliases that forward to them. This cannot be undone: archive them instead " +
+                     "to only disable them.")
+                : _t("Deleting destroys this mailbox on the mail platform with all the mail it holds, " +
+                     "and the aliases that forward to it. This cannot be undone: archive it instead " +
+                     "to only disable it."),
+        };
+    }
+    if (resModel === "emboux.domain") {
+        return {
+            title: many ? _t("Destroy these domains?") : _t("Destroy this domain?"),
+            body: many
+                ? _t("Deleting destroys these domains on the mail platform with all their mailboxes, " +
+                     "aliases and the mail they hold. This cannot be undone: archive them instead " +
+                     "to only suspend them.")
+                : _t("Deleting destroys this domain on the mail platform with all its mailboxes, " +
+                     "aliases and the mail they hold. This cannot be undone: archive it instead " +
+                     "to only suspend it."),
+        };
+    }
+    return null;
+}
+
 export class EmbouxArchiveFormController extends FormController {
     get archiveDialogProps() {
         const props = super.archiveDialogProps;
         const body = embouxArchiveMessage(this.props.resModel, false);
         return body ? { ...props, body } : props;
+    }
+
+    get deleteConfirmationDialogProps() {
+        const props = super.deleteConfirmationDialogProps;
+        const text = embouxDeleteMessage(this.props.resModel, false);
+        return text ? { ...props, ...text, confirmLabel: _t("Destroy") } : props;
     }
 }
 
@@ -42,6 +77,13 @@ export class EmbouxArchiveListController extends ListController {
         const props = super.archiveDialogProps;
         const body = embouxArchiveMessage(this.props.resModel, true);
         return body ? { ...props, body } : props;
+    }
+
+    get deleteConfirmationDialogProps() {
+        const props = super.deleteConfirmationDialogProps;
+        const many = this.model.root.isDomainSelected || this.model.root.selection.length > 1;
+        const text = embouxDeleteMessage(this.props.resModel, many);
+        return text ? { ...props, ...text, confirmLabel: _t("Destroy") } : props;
     }
 }
 
