@@ -295,3 +295,42 @@ def test_a_missing_setting_stops_the_service_naming_it(deployment, tmp_path, ima
             check=False, timeout=120)
     assert r.returncode != 0, r.stdout + r.stderr
     assert f"{missing} is not set" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_backup_and_restore_as_the_readme_says(deployment, hosted, tmp_path):
+    """README "Backup and restore": pg_dump of the mail DB and a tar of the
+    mail store; a deleted mailbox (row and mail) comes back with both."""
+    d = deployment
+    bob = hosted["bob"]
+    subject = f"backed-up-{uuid.uuid4().hex[:8]}"
+    with smtplib.SMTP("127.0.0.1", d.ports["SMTP"], timeout=30) as s:
+        assert not s.sendmail("someone@example.net", [bob], f"Subject: {subject}\r\n\r\nx\r\n")
+    assert wait_until(lambda: subject in d.subjects(bob), timeout=120), d.logs()
+    kept = sorted(d.subjects(bob))
+    dump, store = tmp_path / "emboux_mail.dump", tmp_path / "vmail.tgz"
+    with open(dump, "wb") as f:
+        subprocess.run(["podman", "exec", d.container("postgres"), "runuser", "-u", "postgres", "--",
+                        "pg_dump", "-h", "/var/run/postgresql", "-Fc", "emboux_mail"], stdout=f, check=True)
+    with open(store, "wb") as f:
+        subprocess.run(["podman", "run", "--rm", "-v", f"{d.project}_vmail:/v:ro", BASE,
+                        "tar", "-C", "/v", "-czf", "-", "."], stdout=f, check=True)
+    assert d.api("DELETE", f"/users/{bob}").status_code == 204
+    with pytest.raises(imaplib.IMAP4.error):
+        d.imaps(bob)
+
+    d.compose("stop", timeout=300)
+    run("podman", "start", d.container("postgres"))
+    assert wait_until(lambda: run("podman", "exec", d.container("postgres"), "pg_isready", "-q", "-h",
+                                  "/var/run/postgresql", check=False).returncode == 0, timeout=120)
+    with open(dump, "rb") as f:
+        r = subprocess.run(["podman", "exec", "-i", d.container("postgres"), "runuser", "-u", "postgres", "--",
+                            "pg_restore", "-h", "/var/run/postgresql", "--clean", "--if-exists",
+                            "-d", "emboux_mail"], stdin=f, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(store, "rb") as f:
+        subprocess.run(["podman", "run", "--rm", "-i", "-v", f"{d.project}_vmail:/v", BASE,
+                        "tar", "-C", "/v", "-xzf", "-"], stdin=f, check=True)
+    d.compose("up", "-d", "--no-build")
+    assert wait_until(d.healthy, timeout=600, step=2), "not healthy after the restore\n" + d.logs()
+    assert d.api("GET", f"/users/{bob}/quota").status_code == 200
+    assert wait_until(lambda: sorted(d.subjects(bob)) == kept, timeout=120), d.logs()
