@@ -73,7 +73,7 @@ def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers):
         try:
             page.goto(f"{base}/my")
             page.locator("a[href='/my/email']").first.click()
-            page.locator("input[name=name]").fill(domain)
+            page.locator("form[action='/my/email/domain/add'] input[name=name]").fill(domain)
             page.get_by_role("button", name="Add a domain").click()
             expect(page.locator(".alert-success")).to_contain_text("TXT record")
             dom = wait_for(lambda: odoo("emboux.domain", "search_read", [("name", "=", domain),

@@ -27,6 +27,9 @@ class EmbouxPortal(CustomerPortal):
 
     @http.route("/my/email", type="http", auth="user", website=True)
     def portal_my_email(self, **kw):
+        return self._emboux_render(message=kw.get("message"), error=kw.get("error"))
+
+    def _emboux_render(self, message=None, error=None, new_token=None):
         tenants = self._emboux_tenants()
         usage = {}
         for tenant in tenants:
@@ -34,7 +37,7 @@ class EmbouxPortal(CustomerPortal):
         values = self._prepare_portal_layout_values()
         values.update({
             "page_name": "emboux_email", "tenants": tenants, "usage": usage,
-            "message": kw.get("message"), "error": kw.get("error"), "shown_password": None,
+            "message": message, "error": error, "new_token": new_token,
         })
         return request.render("emboux_saas.portal_my_email", values)
 
@@ -88,3 +91,23 @@ class EmbouxPortal(CustomerPortal):
     def portal_email_mailbox_delete(self, mailbox_id, **kw):
         box = request.env["emboux.mailbox"].browse(mailbox_id)
         return self._emboux_do(lambda: box.portal_delete(), request.env._("Mailbox deleted with its mail."))
+
+    @http.route("/my/email/api-key/create", type="http", auth="user", methods=["POST"], website=True)
+    def portal_email_api_key_create(self, tenant_id=None, name=None, **kw):
+        """The token is in this answer's page only (never in a URL, never stored)."""
+        tenant = request.env["emboux.tenant"].browse(self._int(tenant_id))
+        try:
+            key = tenant.portal_create_api_key(name)
+        except (AccessError, MissingError):
+            return self._emboux_redirect(error=request.env._("This is not one of your records."))
+        except (UserError, ValidationError) as exc:
+            return self._emboux_redirect(error=str(exc.args[0] if exc.args else exc))
+        response = self._emboux_render(new_token=key["token"])
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @http.route("/my/email/api-key/<int:key_id>/revoke", type="http", auth="user", methods=["POST"],
+                website=True)
+    def portal_email_api_key_revoke(self, key_id, **kw):
+        key = request.env["emboux.api.key"].browse(key_id)
+        return self._emboux_do(lambda: key.portal_revoke(), request.env._("API key revoked."))

@@ -70,3 +70,27 @@ class EmbouxMailbox(models.Model):
     def portal_delete(self):
         self.check_access("read")
         self.sudo().unlink()
+
+
+class EmbouxApiKey(models.Model):
+    _inherit = "emboux.api.key"
+
+    def portal_revoke(self):
+        """Revoked = deleted on the platform (DELETE by id, through the queue)."""
+        self.check_access("read")
+        self.sudo().unlink()
+
+
+class EmbouxTenantApiKeys(models.Model):
+    _inherit = "emboux.tenant"
+
+    def portal_create_api_key(self, name):
+        """{'id', 'token'}: the token is shown once, then only its hash is kept."""
+        tenant = self._portal_check()
+        tenant.ensure_one()
+        if tenant.billing_state == "suspended":
+            raise UserError(self.env._("Your account is suspended: no API key can be created now."))
+        name = (name or "").strip()
+        if not name:
+            raise UserError(self.env._("Give the API key a label (what uses it)."))
+        return self.env["emboux.api.key"].sudo().create_with_token({"tenant_id": tenant.id, "name": name[:64]})

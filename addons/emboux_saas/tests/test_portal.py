@@ -77,3 +77,28 @@ class TestPortal(SaasCase):
         self.assertTrue(dom.ownership_record_name.startswith("_emboux-verification."))
         self.assertTrue(dom.ownership_record_value)
         self.assertEqual(api("GET", f"/domains/{name}").json()["ownership"], "pending")
+
+    def test_api_keys_token_once_revoke_and_isolation(self):
+        mine = self.as_user["emboux.tenant"].browse(self.mine.id)
+        created = mine.portal_create_api_key("shop")
+        token = created["token"]
+        self.flush_queue()
+        key = self.env["emboux.api.key"].browse(created["id"])
+        self.assertEqual(key.sync_state, "synced", key.sync_error)
+        self.assertEqual(api("GET", f"/partners/{self.mine.partner_ref}").json()["api_keys"]["active"], 1)
+        r = api("GET", "/domains/", token=token)            # the token works as the customer's client token
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual({d["name"] for d in r.json()}, {self.my_dom.name})
+        self.assertEqual(self.as_user["emboux.api.key"].search([]), key)
+        # another customer's key: an error, nothing changed
+        theirs = self.env["emboux.api.key"].create_with_token({"tenant_id": self.theirs.id, "name": "theirs"})
+        self.flush_queue()
+        with self.assertRaises(AccessError):
+            self.as_user["emboux.api.key"].browse(theirs["id"]).portal_revoke()
+        with self.assertRaises(AccessError):
+            self.as_user["emboux.tenant"].browse(self.theirs.id).portal_create_api_key("stolen")
+        self.assertTrue(self.env["emboux.api.key"].browse(theirs["id"]).exists())
+        self.as_user["emboux.api.key"].browse(key.id).portal_revoke()
+        self.flush_queue()
+        r = api("GET", "/domains/", token=token)
+        self.assertEqual((r.status_code, r.json()["code"]), (403, "auth_invalid_key"), r.text)
