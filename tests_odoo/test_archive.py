@@ -64,3 +64,19 @@ def test_archive_confirmation_says_it_disables_and_logins_stop(env, odoo, mailbo
     odoo("emboux.mailbox", "write", [mailbox["id"]], {"active": True})
     wait_synced(odoo, "emboux.mailbox", mailbox["id"])
     assert imap_ok(env, mailbox["email"], mailbox["password"])
+
+
+def test_delete_confirmation_says_the_mailbox_and_its_mail_are_destroyed(env, odoo, mailbox, page):  # noqa: F811
+    page.goto(f"{env['ODOO_URL']}/odoo/action-emboux_core.emboux_mailbox_action/{mailbox['id']}")
+    expect(page.locator(".o_form_view div[name=local_part]")).to_be_visible()
+    page.locator(".o_cp_action_menus button").first.click()
+    menu = page.locator(".o-dropdown--menu")
+    expect(menu).to_contain_text("Delete")
+    expect(menu).not_to_contain_text("Duplicate")   # a mailbox address is unique
+    menu.locator(".o-dropdown-item", has_text="Delete").click()
+    dialog = page.locator(".modal-dialog")
+    expect(dialog).to_contain_text("Destroy this mailbox?")
+    expect(dialog).to_contain_text("with all the mail it holds")
+    dialog.locator(".modal-footer button", has_text="No, keep it").click()
+    expect(dialog).to_have_count(0)
+    assert odoo("emboux.mailbox", "search_count", [("id", "=", mailbox["id"])]) == 1

@@ -82,6 +82,17 @@ class EmbouxSyncMixin(models.AbstractModel):
         except names.NameError_ as exc:
             raise UserError(str(exc)) from None
 
+    # Odoo's action_archive/action_unarchive return None, which XML-RPC cannot
+    # send back ("cannot marshal None"): the call failed and was rolled back
+    # for an integrator archiving a mailbox or a domain over XML-RPC.
+    def action_archive(self):
+        super().action_archive()
+        return True
+
+    def action_unarchive(self):
+        super().action_unarchive()
+        return True
+
     def action_emboux_retry_sync(self):
         jobs = self.env["emboux.sync.job"].sudo().search(
             [("res_model", "=", self._name), ("res_id", "in", self.ids), ("state", "in", ("pending", "failed"))])

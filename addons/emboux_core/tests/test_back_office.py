@@ -29,6 +29,19 @@ class TestBackOffice(EmbouxCase):
         self.assertIn(box.email, row["client_settings"])
         self.assertIn("993", row["client_settings"])
 
+    def test_archive_and_unarchive_answer_something_xmlrpc_can_send(self):
+        """XML-RPC cannot marshal None: Odoo's own action_(un)archive return
+        it, and the integrator's call failed (and was rolled back)."""
+        dom = self.new_domain()
+        box = self.env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "arc",
+                                                 "password": "Passw0rd-arc"})
+        self.assertIs(box.action_archive(), True)
+        self.assertFalse(box.active)
+        self.assertIs(box.action_unarchive(), True)
+        self.assertTrue(box.active)
+        self.assertIs(dom.action_archive(), True)
+        self.assertIs(dom.action_unarchive(), True)
+
     def test_domains_and_mailboxes_are_not_duplicated(self):
         dom = self.new_domain()
         box = self.env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "dup",
