@@ -111,3 +111,20 @@ class EmbouxPortal(CustomerPortal):
     def portal_email_api_key_revoke(self, key_id, **kw):
         key = request.env["emboux.api.key"].browse(key_id)
         return self._emboux_do(lambda: key.portal_revoke(), request.env._("API key revoked."))
+
+    @http.route("/my/email/alias/create", type="http", auth="user", methods=["POST"], website=True)
+    def portal_email_alias_create(self, domain_id=None, source=None, destinations=None, **kw):
+        dom = request.env["emboux.domain"].browse(self._int(domain_id))
+        return self._emboux_do(lambda: dom.portal_create_alias(source, destinations), request.env._("Alias created."))
+
+    @http.route("/my/email/alias/<int:alias_id>/delete", type="http", auth="user", methods=["POST"], website=True)
+    def portal_email_alias_delete(self, alias_id, **kw):
+        alias = request.env["emboux.alias"].browse(alias_id)
+        return self._emboux_do(lambda: alias.portal_delete(), request.env._("Alias deleted."))
+
+    @http.route("/my/email/mailbox/<int:mailbox_id>/catch-all", type="http", auth="user", methods=["POST"],
+                website=True)
+    def portal_email_mailbox_catch_all(self, mailbox_id, enabled=None, **kw):
+        box = request.env["emboux.mailbox"].browse(mailbox_id)
+        return self._emboux_do(lambda: box.portal_set_catch_all(enabled == "1"),
+                               request.env._("Catch-all changed."))

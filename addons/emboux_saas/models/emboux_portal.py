@@ -94,3 +94,33 @@ class EmbouxTenantApiKeys(models.Model):
         if not name:
             raise UserError(self.env._("Give the API key a label (what uses it)."))
         return self.env["emboux.api.key"].sudo().create_with_token({"tenant_id": tenant.id, "name": name[:64]})
+
+
+class EmbouxDomainAliases(models.Model):
+    _inherit = "emboux.domain"
+
+    def portal_create_alias(self, source, destinations):
+        self.check_access("read")
+        dom = self.sudo()
+        dom.ensure_one()
+        return self.env["emboux.alias"].sudo().create(
+            {"domain_id": dom.id, "source": source or "", "destinations": destinations or ""})
+
+
+class EmbouxAlias(models.Model):
+    _inherit = "emboux.alias"
+
+    def portal_delete(self):
+        self.check_access("read")
+        if self.sudo().mailbox_id:
+            raise UserError(self.env._("This is a mailbox's catch-all: untick it on the mailbox."))
+        self.sudo().unlink()
+
+
+class EmbouxMailboxCatchAll(models.Model):
+    _inherit = "emboux.mailbox"
+
+    def portal_set_catch_all(self, enabled):
+        self.check_access("read")
+        self.sudo().ensure_one()
+        self.sudo().write({"catch_all": bool(enabled)})

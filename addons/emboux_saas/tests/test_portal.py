@@ -5,7 +5,7 @@ quota through the sync seam, a domain they add must prove ownership."""
 
 from odoo.exceptions import AccessError, UserError
 
-from .common import SaasCase, api, uniq
+from .common import SaasCase, api, maildb, uniq
 
 
 class TestPortal(SaasCase):
@@ -102,3 +102,32 @@ class TestPortal(SaasCase):
         self.flush_queue()
         r = api("GET", "/domains/", token=token)
         self.assertEqual((r.status_code, r.json()["code"]), (403, "auth_invalid_key"), r.text)
+
+    def test_aliases_and_catch_all(self):
+        dom = self.as_user["emboux.domain"].browse(self.my_dom.id)
+        box = dom.portal_create_mailbox("desk", "correct horse 12")
+        alias = dom.portal_create_alias("sales", "desk@" + self.my_dom.name)
+        self.as_user["emboux.mailbox"].browse(box.id).portal_set_catch_all(True)
+        self.flush_queue()
+        self.assertEqual(alias.source, "sales@" + self.my_dom.name)
+        self.assertEqual(api("GET", f"/aliases/{alias.source}").status_code, 200)
+        rows = maildb("SELECT destination FROM aliases WHERE source = %s", ("@" + self.my_dom.name,))
+        self.assertEqual(rows, [(box.email,)])
+        catch_all = self.as_user["emboux.alias"].search([("mailbox_id", "=", box.id)])
+        with self.assertRaisesRegex(UserError, "catch-all"):
+            catch_all.portal_delete()
+        source = alias.source
+        self.as_user["emboux.alias"].browse(alias.id).portal_delete()
+        self.flush_queue()
+        self.assertEqual(api("GET", f"/aliases/{source}").status_code, 404)
+        # another customer's domain and alias: an error, nothing changed
+        their_alias = self.env["emboux.alias"].create({"domain_id": self.their_dom.id, "source": "info",
+                                                       "destinations": self.their_box.email})
+        with self.assertRaises(AccessError):
+            self.as_user["emboux.domain"].browse(self.their_dom.id).portal_create_alias("x", "a@example.com")
+        with self.assertRaises(AccessError):
+            self.as_user["emboux.alias"].browse(their_alias.id).portal_delete()
+        with self.assertRaises(AccessError):
+            self.as_user["emboux.mailbox"].browse(self.their_box.id).portal_set_catch_all(True)
+        self.assertTrue(their_alias.exists())
+        self.assertFalse(self.their_box.catch_all)
