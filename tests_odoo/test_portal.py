@@ -91,7 +91,8 @@ def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers):
 
             page.goto(f"{base}/my/email")
             page.locator("form[action='/my/email/mailbox/create'] input[name=local_part]").fill("desk")
-            page.locator("form[action='/my/email/mailbox/create'] select[name=domain_id]").select_option(label="@" + domain)
+            create_form = "form[action='/my/email/mailbox/create']"
+            page.locator(f"{create_form} select[name=domain_id]").select_option(label="@" + domain)
             page.locator("form[action='/my/email/mailbox/create'] input[name=password]").fill(first_pw)
             page.get_by_role("button", name="Create a mailbox").click()
             expect(page.locator(".alert-success")).to_contain_text("Mailbox created")
