@@ -77,6 +77,8 @@ _SETTINGS = (
     Setting("SMTP_PORT", int, 25, "Postfix's port, for `/health`", SERVERS),
     Setting("IMAP_HOST", str, "127.0.0.1", "Dovecot, for `/health`", SERVERS),
     Setting("IMAP_PORT", int, 143, "Dovecot's port, for `/health`", SERVERS),
+    Setting("POSTFIX_QUEUE_DIR", str, None, "Postfix's queue directory: `/health` reports how many messages "
+            "are active and deferred (unset: not reported)", SERVERS),
     Setting("MAIL_CHECK_TIMEOUT", float, 3, "seconds for each mail-server probe", SERVERS),
     Setting("VMAIL_DIR", str, "/var/vmail", "the mail store (removed with a mailbox or domain)", SERVERS),
     Setting("DOVEADM", str, "doveadm", "the `doveadm` command (quota, retention)", SERVERS),

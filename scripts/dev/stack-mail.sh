@@ -190,6 +190,7 @@ stack_mail_up() {
     env_set MAIL_HOSTNAME "$MAIL_HOSTNAME"
     env_set DOVECOT_CONFIG "$DOVECOT_CONF"
     env_set POSTFIX_CONFIG_DIR "$POSTFIX_CONF_DIR"
+    env_set POSTFIX_QUEUE_DIR "$POSTFIX_QUEUE_DIR"   # queue depth in GET /health
     env_set VMAIL_DIR "$VMAIL_DIR"
     env_set MAIL_TLS_CERT "$TLS_CERT"
 }

@@ -221,6 +221,9 @@ def test_mail_to_25_read_over_993_and_submit_over_465(deployment, hosted):
         s.login(alice, PASSWORD)
         assert not s.sendmail(alice, [bob], f"From: {alice}\r\nTo: {bob}\r\nSubject: {sent}\r\n\r\nhi\r\n")
     assert wait_until(lambda: sent in d.subjects(bob), timeout=120), d.logs()
+    # /health counts Postfix's queue from the spool volume (counting: tests/unit/test_health_queue.py)
+    q = d.healthy().json()["queue"]
+    assert q["ok"] is True and q["active"] >= 0 and q["deferred"] >= 0, q
     with pytest.raises(imaplib.IMAP4.error):
         m = imaplib.IMAP4_SSL("127.0.0.1", d.ports["IMAPS"], ssl_context=d.tls(), timeout=30)
         m.login(alice, "wrong password")

@@ -1,8 +1,10 @@
 """GET /health: the mail DB and the mail server, each reported on its own."""
 
+import os
+
 from flask import Blueprint, current_app, jsonify
 
-from .. import scheduler, stores
+from .. import scheduler, settings, stores
 
 bp = Blueprint("health", __name__)
 
@@ -30,8 +32,33 @@ def _check_scheduler():
         return {"ok": True, "jobs": {}, "detail": "unknown"}
 
 
+def _count_files(path):
+    n = 0
+    def fail(exc):  # os.walk would skip an unreadable directory: a false 0
+        raise exc
+    for _dirpath, _dirs, files in os.walk(path, onerror=fail):
+        n += len(files)
+    return n
+
+
+def _queue():
+    """Postfix's queue depth: what an operator watches (a growing `deferred`
+    means mail cannot leave). Read from the queue directory (the dev stack's,
+    or the mail container's spool volume mounted read-only)."""
+    qdir = settings.get("POSTFIX_QUEUE_DIR")
+    if not qdir:
+        return {}
+    if not os.path.isdir(os.path.join(qdir, "deferred")):
+        return {"queue": {"ok": False, "detail": "no Postfix queue at POSTFIX_QUEUE_DIR"}}
+    try:
+        counts = {name: _count_files(os.path.join(qdir, name)) for name in ("active", "deferred")}
+    except OSError as exc:
+        return {"queue": {"ok": False, "detail": f"queue unreadable: {exc.strerror}"}}
+    return {"queue": {"ok": True, **counts}}
+
+
 def health():
-    checks = {"database": _check_db(), **stores.mail_server_checks()}
+    checks = {"database": _check_db(), **stores.mail_server_checks(), **_queue()}
     ok = all(c["ok"] for c in checks.values())
     checks["scheduler"] = _check_scheduler()
     body = {"status": "ok" if ok else "unavailable", **checks}
