@@ -67,6 +67,10 @@ class ContractContract(models.Model):
 class ContractLine(models.Model):
     _inherit = "contract.line"
 
+    emboux_usage = fields.Selection(
+        [("fee", "Monthly fee"), ("mailbox", "Mailboxes"), ("storage", "Storage (GB)"),
+         ("overage", "Messages above the plan (per 1,000)")], "Email Hosting usage", copy=False)
+
     def emboux_usage_quantity(self, period_first_date):
         """The quantity of this usage line for the month starting at
         `period_first_date` (called from the line's quantity formula)."""
@@ -88,9 +92,10 @@ class AccountMove(models.Model):
                                        help="The month (YYYY-MM) whose frozen usage counters this invoice bills.")
 
     def init(self):
-        super().init()
+        res = super().init()
         # One invoice per tenant and month, whatever happens (two billing runs at once).
         self.env.cr.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS account_move_emboux_month_unique ON account_move "
             "(emboux_tenant_id, emboux_billing_month) WHERE emboux_tenant_id IS NOT NULL "
             "AND emboux_billing_month IS NOT NULL AND move_type = 'out_invoice'")
+        return res

@@ -1,9 +1,14 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo import api, models
+from odoo import api, fields, models
 
 
 class EmbouxDomain(models.Model):
     _inherit = "emboux.domain"
+
+    billing_suspended = fields.Boolean(
+        "Suspended for billing", readonly=True, copy=False, tracking=True,
+        help="Suspended by the non-payment / over-plan flow, which reactivates it once the cause is gone.")
+
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -25,3 +30,23 @@ class EmbouxDomain(models.Model):
         for dom in self.filtered(lambda d: d.tenant_id.plan_id):
             dom._emboux_enqueue("domain.outbound", "PUT", f"/domains/{dom._q()}/outbound",
                                 dom.tenant_id.plan_id._outbound_payload())
+
+    # --- customer portal (see emboux_tenant.py) ------------------------------------
+    def portal_create_mailbox(self, local_part, password):
+        self.check_access("read")
+        dom = self.sudo()
+        dom.ensure_one()
+        # the quota (the plan's mailboxes per domain) is emboux_core's own check
+        return self.env["emboux.mailbox"].sudo().create(
+            {"domain_id": dom.id, "local_part": (local_part or "").strip(), "password": password or ""})
+
+    def portal_check_ownership(self):
+        self.check_access("read")
+        return self.sudo().action_check_ownership()
+
+    def portal_create_alias(self, source, destinations):
+        self.check_access("read")
+        dom = self.sudo()
+        dom.ensure_one()
+        return self.env["emboux.alias"].sudo().create(
+            {"domain_id": dom.id, "source": source or "", "destinations": destinations or ""})
