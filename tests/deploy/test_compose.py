@@ -75,7 +75,7 @@ class Deployment:
             lines.append(f"{key}={values[key]}" if "=" in line and not line.startswith("#") and key in values
                          else line)
         self.env_file.write_text("\n".join(lines) + "\n")
-        assert "change-me" not in "\n".join(l for l in lines if not l.startswith("#"))
+        assert "change-me" not in "\n".join(ln for ln in lines if not ln.startswith("#"))
         self.env = dict(os.environ, EMBOUX_ENV_FILE=str(self.env_file), EMBOUX_BIND="127.0.0.1",
                         BASE_IMAGE=BASE, **{f"EMBOUX_PORT_{k}": str(v) for k, v in self.ports.items()})
         self.url = f"http://127.0.0.1:{self.ports['API']}"
@@ -92,8 +92,8 @@ class Deployment:
         return run("podman", "exec", self.container(service), *cmd, check=check, timeout=120)
 
     def psql(self, query):
-        return self.exec("postgres", "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-p", "5432", "-qAt", "-d", "emboux_mail",
-                         "-c", query).stdout.strip()
+        return self.exec("postgres", "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql",
+                         "-p", "5432", "-qAt", "-d", "emboux_mail", "-c", query).stdout.strip()
 
     def api(self, method, path, **kw):
         return requests.request(method, self.url + path, timeout=30,
@@ -191,7 +191,7 @@ def test_health_and_every_healthcheck(deployment):
     assert body["status"] == "ok" and body["database"]["ok"] and body["postfix"]["ok"] and body["dovecot"]["ok"]
     # podman runs no healthcheck timers without systemd: run each check once
     for s in ("postgres", "policyd", "mail", "connector", "scheduler"):
-        r = wait_until(lambda: run("podman", "healthcheck", "run", deployment.container(s), check=False)
+        r = wait_until(lambda s=s: run("podman", "healthcheck", "run", deployment.container(s), check=False)
                        .returncode == 0, timeout=120)
         assert r, f"healthcheck of {s} fails\n" + deployment.logs()
     state = run("podman", "inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", deployment.container("init"))
