@@ -162,3 +162,24 @@ def test_another_tenant_starts_afresh_and_cannot_read_the_old_numbers(owned, api
     owned.delete()
     owned.create()
     assert owned.get()["outbound_sent_today"] == 3
+
+
+def test_an_operator_suspension_survives_the_tenant_deleting_the_domain(owned, api, tenant, make_tenant):
+    """A tenant whose domain the operator suspended (say, for non-payment)
+    cannot lift it by deleting the domain and creating it again."""
+    assert api.put(f"/domains/{owned.domain}/suspend").status_code == 200
+    assert tenant.delete(f"/domains/{owned.domain}").status_code == 204
+    r = tenant.post("/domains/", json={"name": owned.domain})
+    assert r.status_code == 201, r.text
+    assert r.json()["suspended"] is True
+    assert tenant.get(f"/domains/{owned.domain}").json()["suspended"] is True
+    # the operator lifts it as usual, and then it is gone for good
+    assert api.put(f"/domains/{owned.domain}/activate").status_code == 200
+    assert tenant.delete(f"/domains/{owned.domain}").status_code == 204
+    assert tenant.post("/domains/", json={"name": owned.domain}).json()["suspended"] is False
+    # another tenant (the name's real owner, who must prove it anyway) starts afresh
+    assert api.put(f"/domains/{owned.domain}/suspend").status_code == 200
+    assert tenant.delete(f"/domains/{owned.domain}").status_code == 204
+    other = make_tenant()
+    r = other.post("/domains/", json={"name": owned.domain})
+    assert r.status_code == 201 and r.json()["suspended"] is False, r.text
