@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import select
 import threading
 
 import psycopg2
@@ -42,7 +43,7 @@ class Database:
         """
         try:
             pool = self._get_pool()
-            conn = pool.getconn()
+            conn = self._live_connection(pool)
         except psycopg2.Error as exc:
             log.error("mail DB unreachable: %s", exc)
             raise ApiError(503, "Mail DB unavailable") from exc
@@ -64,6 +65,26 @@ class Database:
             raise
         finally:
             pool.putconn(conn, close=broken)
+
+    def _live_connection(self, pool):
+        """A pooled connection the server has not closed meanwhile.
+
+        After PostgreSQL restarts (an upgrade, a failover, a container
+        restart) every pooled connection is dead, and each would fail one
+        request with a 503. An idle connection has nothing to read unless the
+        server said goodbye (its FATAL message, or end of file): a readable
+        socket, found without a round trip, means a dead connection. It is
+        dropped and replaced by a fresh one."""
+        for _ in range(self.maxconn + 1):
+            conn = pool.getconn()
+            try:
+                readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            except (OSError, ValueError, psycopg2.Error):
+                readable = True
+            if not readable and not conn.closed:
+                return conn
+            pool.putconn(conn, close=True)
+        return pool.getconn()
 
     def close(self):
         if self._pool is not None:

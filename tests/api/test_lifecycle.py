@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 from emboux_connector.app import create_app
 from emboux_connector.config import Config
@@ -47,3 +48,28 @@ def test_migrate_is_idempotent(devenv):
     out = subprocess.run([sys.executable, "-m", "emboux_connector.cli", "migrate"], env={**os.environ, **devenv},
                          capture_output=True, text=True, check=True)
     assert "applied 0 migration(s)" in out.stdout
+
+
+def test_pooled_connections_closed_by_the_server_are_replaced(devenv, sql):
+    """After PostgreSQL restarts, every pooled connection is dead: none of them
+    may cost a request a 503 (the deployment's restart test met exactly that)."""
+    app = create_app(Config.from_env(devenv), reconcile=False)
+    db = app.extensions["emboux_db"]
+    client = app.test_client()
+    master = {"Authorization": f"Bearer {devenv['EMBOUX_API_KEY']}"}
+    try:
+        assert client.get("/domains/", headers=master).status_code == 200
+        pids = [conn.get_backend_pid() for conn in db._get_pool()._pool]
+        assert len(pids) == db.maxconn
+        sql("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        for _ in range(200):   # the backends exit asynchronously
+            if not sql("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the terminated backends did not exit")
+        for _ in range(db.maxconn + 2):
+            r = client.get("/domains/", headers=master)
+            assert r.status_code == 200, r.get_json()
+    finally:
+        db.close()
