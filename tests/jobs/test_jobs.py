@@ -50,7 +50,8 @@ def test_scheduler_closes_yesterday_once_per_day(tenant, txn):
     assert (row["period"], row["runs"]) == (today, 1) and row["last_success_at"] == now
 
     # done for today: not due; run by hand (Odoo's cron, the CLI) it changes nothing
-    assert scheduler.due(cur, "reset-daily", now + dt.timedelta(hours=3)) is None
+    later_today = now.replace(hour=23, minute=59, second=59)   # not now + 3 h: after 21:00 that is tomorrow
+    assert scheduler.due(cur, "reset-daily", later_today) is None
     cur.execute("UPDATE outbound_counters SET sent_today = 1 WHERE domain_id = %s", (did,))
     assert jobs.reset_daily(cur)["already_done"] is True
     cur.execute("SELECT sent_today FROM outbound_counters WHERE domain_id = %s", (did,))
