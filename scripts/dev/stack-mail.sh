@@ -168,7 +168,10 @@ stack_mail_up() {
         rm -f "$DOVECOT_BASE_DIR/anvil-auth-penalty"
         dovecot -c "$DOVECOT_CONF" >>"$LOG/mail-setup.log" 2>&1 || die "Dovecot did not start (see $LOG/mail-setup.log, $DOVECOT_LOG)"
         wait_port 127.0.0.1 "$IMAP_PORT" 15 || die "Dovecot not listening on $IMAP_PORT (see $DOVECOT_LOG)"
-        dovecot_pid >"$RUN/dovecot.pid"
+        # Dovecot may listen a moment before it writes master.pid (seen once:
+        # an empty cat under set -e ended ./dev up without a word).
+        for _ in $(seq 1 100); do [ -s "$DOVECOT_BASE_DIR/master.pid" ] && break; sleep 0.05; done
+        dovecot_pid >"$RUN/dovecot.pid" || die "Dovecot wrote no master.pid (see $DOVECOT_LOG)"
     fi
     if mail_track postfix; then
         case " $MAIL_CHANGED " in *" postfix "*) say "reloading Postfix"; postfix -c "$POSTFIX_CONF_DIR" reload >>"$LOG/mail-setup.log" 2>&1 ;; esac
