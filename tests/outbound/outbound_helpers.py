@@ -57,14 +57,8 @@ class Submitter:
         return out
 
 
-class Outbound:
-    """A tenant's sending domain with a sender and a local recipient."""
-
-    def __init__(self, api, tenant):
-        self.api, self.tenant = api, tenant
-        self.domain = tenant.domain()
-        self.alice = tenant.mailbox(self.domain, "alice")
-        self.bob = tenant.mailbox(self.domain, "bob")
+class DomainOutbound:
+    """The outbound settings and counters of `self.domain`, through the master's `self.api`."""
 
     def set(self, **fields):
         r = self.api.put(f"/domains/{self.domain}/outbound", json=fields)
@@ -86,6 +80,16 @@ class Outbound:
             got = {k: state[k] for k in expected}
             assert got == expected, f"outbound counters {got}, expected {expected}; whole state {state}"
         return state
+
+
+class Outbound(DomainOutbound):
+    """A tenant's sending domain with a sender and a local recipient."""
+
+    def __init__(self, api, tenant):
+        self.api, self.tenant = api, tenant
+        self.domain = tenant.domain()
+        self.alice = tenant.mailbox(self.domain, "alice")
+        self.bob = tenant.mailbox(self.domain, "bob")
 
 
 def accepted(results):

@@ -5,12 +5,12 @@ API, the real Postfix submission service and the real emboux-policyd."""
 import pytest
 
 from emboux_connector.api.outbound import reset_daily as _reset_daily, reset_monthly as _reset_monthly
-from outbound_helpers import PASSWORD, accepted, closable, wait_until
+from outbound_helpers import PASSWORD, DomainOutbound, accepted, closable, wait_until
 
 reset_daily, reset_monthly = _reset_daily.__wrapped__, _reset_monthly.__wrapped__
 
 
-class Owned:
+class Owned(DomainOutbound):
     """A domain created by the master for a tenant (operator-vouched: it sends at
     once), with a sender and a local recipient, that can be deleted and re-created."""
 
@@ -31,22 +31,6 @@ class Owned:
     def delete(self):
         r = self.api.delete(f"/domains/{self.domain}")
         assert r.status_code == 204, r.text
-
-    def set(self, **fields):
-        r = self.api.put(f"/domains/{self.domain}/outbound", json=fields)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def get(self):
-        r = self.api.get(f"/domains/{self.domain}/outbound")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def settle(self, **expected):
-        state = wait_until(lambda: (lambda s: s if all(s[k] == v for k, v in expected.items()) else None)(
-            self.get()), timeout=5)
-        assert state, f"expected {expected}, got {self.get()}"
-        return state
 
 
 @pytest.fixture
