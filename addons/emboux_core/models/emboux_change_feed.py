@@ -64,9 +64,13 @@ class EmbouxChangeFeed(models.AbstractModel):
         return applied
 
     # --- applying one change ------------------------------------------------
-    def _has_local_work(self, record):
+    def _has_local_work(self, model, key, record):
+        """Odoo has a change of its own for this record still to send. A record
+        deleted in Odoo is gone, but its delete job (named after it) is not:
+        without that, the feed would re-create what was just deleted."""
+        where = [("res_id", "=", record.id)] if record else [("res_name", "=", key)]
         return bool(self.env["emboux.sync.job"].sudo().search_count(
-            [("res_model", "=", record._name), ("res_id", "=", record.id), ("state", "in", ("pending", "failed"))]))
+            [("res_model", "=", model), ("state", "in", ("pending", "failed"))] + where))
 
     def _tenant(self, partner_ref):
         Tenant = self.env["emboux.tenant"].sudo().with_context(**QUIET)
@@ -83,7 +87,7 @@ class EmbouxChangeFeed(models.AbstractModel):
         model, field = models_[res]
         Model = self.env[model].sudo().with_context(**QUIET)
         record = Model.search([(field, "=", key)], limit=1)
-        if record and self._has_local_work(record):
+        if self._has_local_work(model, key, record):
             return 0  # Odoo's own change is on its way: it wins, and will be echoed back harmlessly
         now = fields.Datetime.now()
         synced = {"sync_state": "synced", "sync_error": False, "last_sync_at": now}

@@ -119,3 +119,22 @@ class TestArchive(EmbouxCase):
         feed._apply_change({"resource": "domain", "key": dom.name, "current": dict(current, status="active")})
         self.assertTrue(dom.active)
         self.assertEqual(dom.state, "active")
+
+    def test_a_pull_before_the_delete_is_sent_does_not_bring_the_domain_back(self):
+        """Deleted in Odoo, its delete job still queued: the feed's older news of
+        the domain must not re-create it (the delete is on its way and wins)."""
+        dom = self.new_domain()
+        self.flush_queue()
+        name, remote_id = dom.name, dom.remote_id
+        dom.unlink()
+        feed = self.env["emboux.change.feed"]
+        current = {"id": remote_id, "name": name, "partner_ref": self.tenant.partner_ref,
+                   "status": "active", "retention_days": 0, "transfer_monthly_mb": 0}
+        self.assertEqual(feed._apply_change({"resource": "domain", "key": name, "current": current}), 0)
+        Domain = self.env["emboux.domain"].with_context(active_test=False)
+        self.assertFalse(Domain.search([("name", "=", name)]))
+        self.flush_queue()
+        self.assertIsNone(self.mail_domain(name), "the delete reached the platform")
+        # once it is sent, news of a domain of that name is news again
+        self.assertEqual(feed._apply_change({"resource": "domain", "key": name, "current": current}), 1)
+        self.assertTrue(Domain.search([("name", "=", name)]))
