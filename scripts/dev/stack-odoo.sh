@@ -393,6 +393,12 @@ stack_odoo_status() {
 # The pytest-odoo suite of addons/*/tests, then tests_odoo/ (browser test and
 # end-to-end checks against the running Odoo), against a fresh test database.
 stack_odoo_test() {
+    # Paths given (./dev test-odoo addons/emboux_core/tests/test_x.py tests_odoo/test_y.py):
+    # only those, pytest-odoo ones and Chromium ones apart; none: every Odoo test.
+    local only_unit=() only_e2e=() p
+    for p in "$@"; do
+        case "$p" in tests_odoo*|"$ROOT"/tests_odoo*) only_e2e+=("$p") ;; *) only_unit+=("$p") ;; esac
+    done
     odoo_install
     [ -f "$ODOO_CONF" ] || odoo_write_conf
     local db; db="$(env_get ODOO_DB)_test"
@@ -402,15 +408,18 @@ stack_odoo_test() {
     rm -rf "$ODOO_DATA/.modules-$db.sha" "$ODOO_DATA/filestore/$db"
     odoo_prepare_db "$db" 0   # (the lock is held until the tests are done: one test run at a time)
     set -a; . "$ENV_FILE"; set +a
-    local rc=0 tests=() d
+    local rc=0 tests=() e2e=("$ROOT/tests_odoo") d
     for d in "$ROOT"/addons/*/tests; do [ -d "$d" ] && tests+=("$d"); done
-    say "running the Odoo tests (pytest-odoo, database $db)"
-    (cd "$ROOT" && EMBOUX_ODOO_TEST_DB=$db "$OPY" -m pytest -p no:cacheprovider \
-        --odoo-config "$ODOO_CONF" --odoo-database "$db" "${tests[@]}") || rc=$?
-    if [ -d "$ROOT/tests_odoo" ]; then
+    if [ $# -gt 0 ]; then tests=("${only_unit[@]}"); e2e=("${only_e2e[@]}"); fi
+    if [ ${#tests[@]} -gt 0 ]; then
+        say "running the Odoo tests (pytest-odoo, database $db)"
+        (cd "$ROOT" && EMBOUX_ODOO_TEST_DB=$db "$OPY" -m pytest -p no:cacheprovider \
+            --odoo-config "$ODOO_CONF" --odoo-database "$db" "${tests[@]}") || rc=$?
+    fi
+    if [ ${#e2e[@]} -gt 0 ] && [ -e "${e2e[0]}" ]; then
         apt_install chromium
         say "running the Odoo end-to-end tests (tests_odoo/, Chromium)"
-        (cd "$ROOT" && "$OPY" -m pytest -p no:cacheprovider -p no:odoo "$ROOT/tests_odoo") || rc=$?
+        (cd "$ROOT" && "$OPY" -m pytest -p no:cacheprovider -p no:odoo "${e2e[@]}") || rc=$?
     fi
     odoo_unlock
     return $rc
