@@ -1,189 +1,20 @@
 """The production deployment, docker/compose.yaml, built and started with
 podman-compose under a private project name and free loopback ports, then
-used from outside like a real installation (issue 13).
-
-Set-up (scripts/dev/stack-deploy.sh, `./dev deploy-setup`): podman,
-podman-compose and the local base image localhost/debian:bookworm (no image
-registry is reachable here). The images are built with `podman build`
-(cached between runs); the first build on a fresh machine takes a few
-minutes (README, "Production"). Everything the test started is removed at
-the end, volumes included.
+used from outside like a real installation (issue 13). The deployment and
+the `hosted` tenant are session fixtures (conftest.py), shared with the
+other modules of tests/deploy.
 """
 
 import imaplib
 import json
-import os
-import pathlib
-import secrets
 import smtplib
 import ssl
 import subprocess
-import time
 import uuid
 
 import pytest
-import requests
 
-from stack_clients import free_port
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker" / "compose.yaml"
-BASE = os.environ.get("DEPLOY_BASE_IMAGE", "localhost/debian:bookworm")
-IMAGES = {"localhost/emboux-postgres:latest": "docker/Dockerfile.postgres",
-          "localhost/emboux-connector:latest": "docker/Dockerfile.connector",
-          "localhost/emboux-mail:latest": "docker/Dockerfile"}
-SERVICES = ("postgres", "init", "policyd", "mail", "connector", "scheduler")
-HOSTNAME = "mail.deploy.test"
-PASSWORD = "deploy horse 1"
-
-
-def run(*cmd, check=True, timeout=900, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and r.returncode:
-        raise AssertionError(f"{' '.join(map(str, cmd))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
-
-
-def wait_until(fn, timeout=300, step=1.0):
-    """Poll fn until truthy (a generous ceiling, not a timed assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = fn()
-        except Exception:  # not up yet
-            got = None
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(step)
-
-
-class Deployment:
-    def __init__(self, tmp):
-        self.project = f"embtest{uuid.uuid4().hex[:8]}"
-        self.ports = {k: free_port() for k in ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "API")}
-        self.api_key = secrets.token_hex(24)
-        self.env_file = tmp / "mail.env"
-        example = (ROOT / "docker" / "mail.env.example").read_text()
-        values = {"POSTGRES_PASSWORD": secrets.token_hex(12), "MAILDB_PASSWORD": secrets.token_hex(12),
-                  "EMBOUX_API_KEY": self.api_key, "MAIL_HOSTNAME": HOSTNAME,
-                  "POSTFIX_DB_PASSWORD": secrets.token_hex(12), "DOVECOT_DB_PASSWORD": secrets.token_hex(12),
-                  "OPENDKIM_DB_PASSWORD": secrets.token_hex(12), "SRS_DOMAIN": HOSTNAME,
-                  "TLS_EXTRA_NAMES": "DNS:localhost,IP:127.0.0.1"}
-        lines = []
-        for line in example.splitlines():
-            key = line.split("=", 1)[0]
-            lines.append(f"{key}={values[key]}" if "=" in line and not line.startswith("#") and key in values
-                         else line)
-        self.env_file.write_text("\n".join(lines) + "\n")
-        assert "change-me" not in "\n".join(ln for ln in lines if not ln.startswith("#"))
-        self.env = dict(os.environ, EMBOUX_ENV_FILE=str(self.env_file), EMBOUX_BIND="127.0.0.1",
-                        BASE_IMAGE=BASE, **{f"EMBOUX_PORT_{k}": str(v) for k, v in self.ports.items()})
-        self.url = f"http://127.0.0.1:{self.ports['API']}"
-        self.ca = tmp / "ca.pem"
-
-    def compose(self, *args, check=True, timeout=600):
-        return run("podman-compose", "-p", self.project, "-f", str(COMPOSE), *args,
-                   env=self.env, cwd=ROOT, check=check, timeout=timeout)
-
-    def container(self, service):
-        return f"{self.project}_{service}_1"
-
-    def exec(self, service, *cmd, check=True):
-        return run("podman", "exec", self.container(service), *cmd, check=check, timeout=120)
-
-    def psql(self, query):
-        return self.exec("postgres", "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql",
-                         "-p", "5432", "-qAt", "-d", "emboux_mail", "-c", query).stdout.strip()
-
-    def api(self, method, path, **kw):
-        return requests.request(method, self.url + path, timeout=30,
-                                headers={"Authorization": f"Bearer {self.api_key}"}, **kw)
-
-    def healthy(self):
-        r = requests.get(self.url + "/health", timeout=10)
-        return r.status_code == 200 and r
-
-    def logs(self):
-        out = []
-        for s in SERVICES:
-            r = run("podman", "logs", "--tail", "30", self.container(s), check=False)
-            out.append(f"== {s}\n{r.stdout[-2500:]}{r.stderr[-2500:]}")
-        return "\n".join(out)
-
-    def tls(self):
-        return ssl.create_default_context(cafile=str(self.ca))
-
-    def imaps(self, user):
-        m = imaplib.IMAP4_SSL("127.0.0.1", self.ports["IMAPS"], ssl_context=self.tls(), timeout=30)
-        m.login(user, PASSWORD)
-        return m
-
-    def subjects(self, user):
-        m = self.imaps(user)
-        try:
-            m.select("INBOX")
-            out = []
-            for num in m.search(None, "ALL")[1][0].split():
-                raw = m.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1].decode()
-                out.append(raw.split(":", 1)[1].strip())
-            return out
-        finally:
-            m.logout()
-
-
-def build_images():
-    """podman build of the three images (layers cached between runs). The
-    machine's CA bundle is lent to pip for the build (a TLS-intercepting
-    egress proxy), see docker/Dockerfile.connector."""
-    ca = "/etc/ssl/certs/ca-certificates.crt"
-    for tag, dockerfile in IMAGES.items():
-        extra = ["-v", f"{ca}:/run/build-ca.crt:ro", "--build-arg", "PIP_CERT=/run/build-ca.crt"] \
-            if "connector" in tag and os.path.exists(ca) else []
-        run("podman", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE}", *extra,
-            "-f", dockerfile, "-t", tag, ".", cwd=ROOT, timeout=1800)
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.fail("the deployment test needs root (podman, apt-get)")
-    run("bash", str(ROOT / "dev"), "deploy-setup", cwd=ROOT, timeout=1800)
-    started = time.monotonic()
-    build_images()
-    built = time.monotonic()
-    d = Deployment(tmp_path_factory.mktemp("deploy"))
-    try:
-        d.compose("up", "-d", "--no-build")
-        ok = wait_until(d.healthy, timeout=600, step=2)
-        assert ok, "the deployment did not become healthy\n" + d.logs()
-        d.ca.write_text(d.exec("mail", "cat", "/etc/emboux-mail/tls/ca.pem").stdout)
-        print(f"\ndeployment: images {built - started:.0f} s, up and healthy {time.monotonic() - built:.0f} s")
-        yield d
-    finally:
-        d.compose("down", "-v", check=False, timeout=300)
-        run("podman", "network", "rm", "-f", f"{d.project}_default", check=False)
-        for v in ("pgdata", "vmail", "spool", "dovecot-run", "mail-etc", "tls"):
-            run("podman", "volume", "rm", "-f", f"{d.project}_{v}", check=False)
-
-
-@pytest.fixture(scope="module")
-def hosted(deployment):
-    """A tenant, its master-created (vouched) domain and two mailboxes, made
-    through the deployment's API."""
-    d = deployment
-    ref = f"p{uuid.uuid4().hex[:8]}"
-    r = d.api("POST", "/api-keys/", json={"partner_ref": ref, "domains_allowed": 2, "mailboxes_per_domain": 5})
-    assert r.status_code == 201, r.text
-    domain = f"{uuid.uuid4().hex[:10]}.deploy-test.net"
-    r = d.api("POST", "/domains/", json={"name": domain, "partner_ref": ref})
-    assert r.status_code == 201, r.text
-    boxes = []
-    for local in ("alice", "bob"):
-        r = d.api("POST", "/users/", json={"domain_name": domain, "email": f"{local}@{domain}",
-                                           "password": PASSWORD})
-        assert r.status_code == 201, r.text
-        boxes.append(f"{local}@{domain}")
-    return {"domain": domain, "alice": boxes[0], "bob": boxes[1], "partner_ref": ref}
+from deploy_stack import BASE, PASSWORD, run, wait_until
 
 
 def test_health_and_every_healthcheck(deployment):
