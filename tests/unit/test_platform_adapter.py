@@ -44,6 +44,9 @@ CASES = {
     "domain.vouch": ("domain", dict(vouched_by="Admin (admin)"), "PUT", "/domains/example.com/ownership/vouch",
                      {"vouched_by": "Admin (admin)"}),
     "domain.delete": ("domain", {}, "DELETE", "/domains/example.com", None),
+    # partial: only the settings that changed
+    "domain.outbound": ("domain", dict(outbound_daily_limit=200, warmup_profile=None), "PUT",
+                        "/domains/example.com/outbound", {"outbound_daily_limit": 200, "warmup_profile": None}),
     "alias.upsert": ("alias", dict(domain_name="example.com", source="@example.com", destination="a@b.org"),
                      "POST", "/aliases/", {"domain_name": "example.com", "source": "@example.com",
                                            "destination": "a@b.org"}),
@@ -56,6 +59,13 @@ CASES = {
     "mailbox.active": ("mailbox", dict(active=False), "PUT", "/users/info@example.com", {"active": False}),
     "mailbox.delete": ("mailbox", {}, "DELETE", "/users/info@example.com", None),
 }
+
+
+def test_a_partial_kind_needs_one_field_and_refuses_unknown_ones():
+    with pytest.raises(ValueError):
+        adapter.build("domain.outbound", TARGETS["domain"])
+    with pytest.raises(ValueError):
+        adapter.build("domain.outbound", TARGETS["domain"], outbound_status="active")
 
 
 def test_every_kind_has_a_case():

@@ -6,12 +6,13 @@ from odoo.exceptions import AccessError, UserError
 
 from ..services import names, usage
 from ..services.connector_client import ConnectorError
+from .emboux_domain_outbound import OUTBOUND_SETTINGS
 
 
 class EmbouxDomain(models.Model):
     _name = "emboux.domain"
     _description = "Email Hosting domain"
-    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.sync.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.sync.mixin", "emboux.domain.outbound"]
     _order = "name"
 
     name = fields.Char("Domain", required=True, index=True, tracking=True,
@@ -81,6 +82,7 @@ class EmbouxDomain(models.Model):
         sync = self._emboux_sync_enabled()
         for vals in vals_list:
             vals["name"] = self._emboux_check(names.domain_name, vals.get("name"))
+            self._emboux_check_outbound_vals(vals, creating=True)
         if sync:
             self._emboux_preflight(vals_list)
         domains = super().create(vals_list)
@@ -99,6 +101,8 @@ class EmbouxDomain(models.Model):
                 dom._emboux_sync("domain.retention", retention_days=dom.retention_days)
             if dom.transfer_monthly_mb:
                 dom._emboux_sync("domain.transfer", transfer_monthly_mb=dom.transfer_monthly_mb)
+        for dom, vals in zip(domains, vals_list):
+            dom._emboux_sync_outbound(self._emboux_outbound_non_defaults(vals))
         return domains
 
     def _emboux_preflight(self, vals_list):
@@ -136,6 +140,7 @@ class EmbouxDomain(models.Model):
                     raise UserError(self.env._("A domain cannot be renamed: create the new domain, then delete %s.",
                                       dom.name))
             vals = {k: v for k, v in vals.items() if k != "name"}
+        self._emboux_check_outbound_vals(vals)
         old_tenant = {d.id: d.tenant_id for d in self}
         old_active = {d.id: d.active for d in self}
         res = super().write(vals)
@@ -150,6 +155,7 @@ class EmbouxDomain(models.Model):
                 dom._emboux_sync("domain.retention", retention_days=dom.retention_days)
             if "transfer_monthly_mb" in vals:
                 dom._emboux_sync("domain.transfer", transfer_monthly_mb=dom.transfer_monthly_mb)
+        self._emboux_sync_outbound([f for f in OUTBOUND_SETTINGS if f in vals])
         return res
 
     def unlink(self):
@@ -168,6 +174,8 @@ class EmbouxDomain(models.Model):
             self.with_context(emboux_no_sync=True).sudo().write({"remote_id": result["id"]})
         if job.kind in ("domain.create", "domain.vouch"):
             self._emboux_store_ownership(result)
+        if job.kind == "domain.outbound":
+            self._emboux_store_outbound(result)
 
     # --- ownership ---------------------------------------------------------------
     def _emboux_store_ownership(self, result):

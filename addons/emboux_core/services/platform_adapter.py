@@ -35,6 +35,7 @@ class Kind:
     secret_field: str = None       # where the sealed secret goes in the body
     replay: str = None
     parallel: bool = False         # independent of its neighbours: may go out concurrently
+    partial: bool = False          # the body is any non-empty subset of `fields` (a partial update)
 
 
 KINDS = {
@@ -52,6 +53,9 @@ KINDS = {
     "domain.retention": Kind("PUT", "/domains/{name}/retention", fields=("retention_days",)),
     "domain.transfer": Kind("PUT", "/domains/{name}/transfer", fields=("transfer_monthly_mb",)),
     "domain.owner": Kind("PUT", "/domains/{name}/owner", fields=("partner_ref",)),
+    "domain.outbound": Kind("PUT", "/domains/{name}/outbound", fields=(
+        "outbound_daily_limit", "outbound_monthly_limit", "outbound_tier", "outbound_enforcement",
+        "warmup_profile", "spike_max_multiplier"), partial=True),
     "domain.vouch": Kind("PUT", "/domains/{name}/ownership/vouch", fields=("vouched_by",)),
     "domain.delete": Kind("DELETE", "/domains/{name}", replay=ABSENT_IS_DONE),
     "alias.upsert": Kind("POST", "/aliases/", fields=("domain_name", "source", "destination"), parallel=True),
@@ -102,6 +106,8 @@ def build(kind, target=None, **values):
         raise UnknownKind(kind)
     unknown = set(values) - set(spec.fields)
     missing = set(spec.fields) - set(values)
+    if spec.partial and values:
+        missing = set()
     if unknown or missing:
         raise ValueError(f"{kind}: body fields {sorted(spec.fields)} expected, "
                          f"got {sorted(values)}")
@@ -109,7 +115,7 @@ def build(kind, target=None, **values):
     params = _Path({k: q(v) for k, v in (target or {}).items() if v or k not in _LATE})
     path = spec.path.format_map(params)
     if spec.fields or spec.fixed:
-        body = {f: _json_value(values[f]) for f in spec.fields}
+        body = {f: _json_value(values[f]) for f in spec.fields if f in values}
         body.update(spec.fixed)
     else:
         body = {} if spec.empty_body else None
