@@ -18,6 +18,7 @@
         "views/emboux_tenant_views.xml",
         "views/account_move_views.xml",
         "views/portal_templates.xml",
+        "wizards/subdomain_import_views.xml",
     ],
     "installable": True,
     "application": False,

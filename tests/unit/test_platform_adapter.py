@@ -44,6 +44,9 @@ CASES = {
     "domain.vouch": ("domain", dict(vouched_by="Admin (admin)"), "PUT", "/domains/example.com/ownership/vouch",
                      {"vouched_by": "Admin (admin)"}),
     "domain.delete": ("domain", {}, "DELETE", "/domains/example.com", None),
+    "domain.wildcard": ("domain", dict(wildcard=True), "PUT", "/domains/example.com/parent", {"wildcard": True}),
+    "domain.parent": ("domain", dict(parent=None), "PUT", "/domains/example.com/parent", {"parent": None}),
+    "domain.register_subdomain": ("domain", {}, "POST", "/domains/example.com/register-subdomain", None),
     # partial: only the settings that changed
     "domain.outbound": ("domain", dict(outbound_daily_limit=200, warmup_profile=None), "PUT",
                         "/domains/example.com/outbound", {"outbound_daily_limit": 200, "warmup_profile": None}),

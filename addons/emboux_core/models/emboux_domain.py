@@ -12,7 +12,8 @@ from .emboux_domain_outbound import OUTBOUND_SETTINGS
 class EmbouxDomain(models.Model):
     _name = "emboux.domain"
     _description = "Email Hosting domain"
-    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.sync.mixin", "emboux.domain.outbound"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "emboux.sync.mixin", "emboux.domain.outbound",
+                "emboux.domain.subdomain"]
     _order = "name"
 
     name = fields.Char("Domain", required=True, index=True, tracking=True,
@@ -83,6 +84,7 @@ class EmbouxDomain(models.Model):
         for vals in vals_list:
             vals["name"] = self._emboux_check(names.domain_name, vals.get("name"))
             self._emboux_check_outbound_vals(vals, creating=True)
+        self._emboux_link_parents(vals_list)
         if sync:
             self._emboux_preflight(vals_list)
         domains = super().create(vals_list)
@@ -95,6 +97,7 @@ class EmbouxDomain(models.Model):
             # too): ask for the DNS proof; a manager may vouch explicitly.
             dom.with_context(emboux_no_sync=True).sudo().write({"ownership": "pending"})
             dom._emboux_sync("domain.create", name=dom.name, partner_ref=dom.tenant_id.partner_ref)
+            dom._emboux_sync_subdomain_created()
             if dom._emboux_platform_suspended():
                 dom._emboux_sync("domain.suspend")
             if dom.retention_days:
@@ -141,6 +144,8 @@ class EmbouxDomain(models.Model):
                                       dom.name))
             vals = {k: v for k, v in vals.items() if k != "name"}
         self._emboux_check_outbound_vals(vals)
+        self._emboux_check_parent_write(vals)
+        old_parent = {d.id: d.parent_id for d in self}
         old_tenant = {d.id: d.tenant_id for d in self}
         old_active = {d.id: d.active for d in self}
         res = super().write(vals)
@@ -156,9 +161,11 @@ class EmbouxDomain(models.Model):
             if "transfer_monthly_mb" in vals:
                 dom._emboux_sync("domain.transfer", transfer_monthly_mb=dom.transfer_monthly_mb)
         self._emboux_sync_outbound([f for f in OUTBOUND_SETTINGS if f in vals])
+        self._emboux_sync_subdomain_written(vals, old_parent)
         return res
 
     def unlink(self):
+        self._emboux_check_unlink_children()
         if self._emboux_sync_enabled():
             for dom in self:
                 dom._emboux_sync("domain.delete")
@@ -176,6 +183,7 @@ class EmbouxDomain(models.Model):
             self._emboux_store_ownership(result)
         if job.kind == "domain.outbound":
             self._emboux_store_outbound(result)
+        self._emboux_subdomain_job_done(job, result)
 
     # --- ownership ---------------------------------------------------------------
     def _emboux_store_ownership(self, result):

@@ -57,6 +57,10 @@ KINDS = {
         "outbound_daily_limit", "outbound_monthly_limit", "outbound_tier", "outbound_enforcement",
         "warmup_profile", "spike_max_multiplier"), partial=True),
     "domain.vouch": Kind("PUT", "/domains/{name}/ownership/vouch", fields=("vouched_by",)),
+    # SaaS subdomains: a wildcard parent, an explicit link, the provider registration (v5.3)
+    "domain.wildcard": Kind("PUT", "/domains/{name}/parent", fields=("wildcard",)),
+    "domain.parent": Kind("PUT", "/domains/{name}/parent", fields=("parent",)),
+    "domain.register_subdomain": Kind("POST", "/domains/{name}/register-subdomain"),
     "domain.delete": Kind("DELETE", "/domains/{name}", replay=ABSENT_IS_DONE),
     "alias.upsert": Kind("POST", "/aliases/", fields=("domain_name", "source", "destination"), parallel=True),
     "alias.delete": Kind("DELETE", "/aliases/{source}", replay=ABSENT_IS_DONE, parallel=True),

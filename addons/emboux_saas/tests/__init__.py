@@ -3,3 +3,4 @@ from . import test_billing
 from . import test_lifecycle
 from . import test_portal
 from . import test_sale
+from . import test_subdomains
