@@ -21,7 +21,8 @@ def main(argv=None):
     monthly = sub.add_parser("reset-monthly", help="freeze a month's counters (default: the next due); idempotent")
     monthly.add_argument("--month", help="YYYY-MM")
     sub.add_parser("poll-verification", help="poll every pending sending identity (provider or DNS)")
-    sub.add_parser("clean-dkim", help="retire DKIM keys whose rotation overlap is over")
+    sub.add_parser("clean-dkim", help="rotate DKIM keys past their domain's rotation age, retire those "
+                                       "past their overlap, delete retired ones")
     sub.add_parser("scheduler", help="run the jobs above at their time, forever (SIGTERM stops it)")
     wait = sub.add_parser("wait-migrated", help="wait until MAILDB_DSN has every migration of this version")
     wait.add_argument("--timeout", type=int, default=300, help="seconds (default 300)")

@@ -87,13 +87,21 @@ def ensure_key(cur, domain_id):
     return cur.fetchone()
 
 
+class NoKey(Exception):
+    """The domain has no active key to rotate (never verified)."""
+
+
 def rotate(cur, domain_id, overlap=None):
-    """New active key; the previous active one retires after the overlap."""
+    """New active key; the previous active one retires after the overlap.
+    NoKey when the domain has no active key: its first key is made by
+    verify (POST /domains/{name}/verify), not by a rotation."""
     expire(cur)
     days = overlap_days() if overlap is None else overlap
     cur.execute("UPDATE dkim_keys SET status = 'retiring', retire_after = now() + make_interval(days => %s) "
                 "WHERE domain_id = %s AND status = 'active' RETURNING selector", (days, domain_id))
     old = [r["selector"] for r in cur.fetchall()]
+    if not old:
+        raise NoKey(domain_id)
     new = _insert(cur, domain_id)
     return new, old
 
@@ -102,6 +110,26 @@ def expire(cur):
     """Retire keys whose overlap is over (called on every rotation and listing)."""
     cur.execute("UPDATE dkim_keys SET status = 'retired' "
                 "WHERE status = 'retiring' AND retire_after <= now()")
+
+
+def rotate_aged(cur):
+    """Rotate every local domain's active key older than the domain's
+    `dkim_rotation_days` (0 = never). Returns the names rotated."""
+    cur.execute("SELECT d.id, d.name FROM dkim_keys k JOIN domains d ON d.id = k.domain_id "
+                "WHERE k.status = 'active' AND d.provider = 'local' AND d.dkim_rotation_days > 0 "
+                "AND k.created_at <= now() - make_interval(days => d.dkim_rotation_days) "
+                "ORDER BY d.id FOR UPDATE OF d")
+    rows = cur.fetchall()
+    for r in rows:
+        rotate(cur, r["id"])
+    return [r["name"] for r in rows]
+
+
+def delete_retired(cur):
+    """Delete retired keys (unpublished, past their overlap), private key
+    included: nothing signs or verifies with them any more."""
+    cur.execute("DELETE FROM dkim_keys WHERE status = 'retired'")
+    return cur.rowcount
 
 
 def published(cur, domain_id):

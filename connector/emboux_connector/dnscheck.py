@@ -1,10 +1,12 @@
 """GET /domains/{name}/dns-check: what the domain's DNS says against what its
 provider and we need, one entry per record.
 
-Each entry: {record, type, name, expected, found: [...], status, fix}
-with status ok / missing / wrong (and `required` false for the optional
-BIMI). The resolver is configurable: DNS_RESOLVER=host[:port] (else the
-system's), DNS_TIMEOUT seconds (default 3).
+Each entry: {record, type, name, expected, found: [...], status, fix,
+lookup_failed} with status ok / missing / wrong (and `required` false for
+the optional BIMI); `lookup_failed` says the resolver did not answer (a
+timeout, SERVFAIL, REFUSED), so that `missing` may be wrong. The resolver
+is configurable: DNS_RESOLVER=host[:port] (else the system's), DNS_TIMEOUT
+seconds (default 3).
 """
 
 import re
@@ -220,6 +222,7 @@ def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=No
         def lk(name, rtype):
             return lookup(res, name, rtype, errors)
         e = fn(lk, *args)
+        e["lookup_failed"] = bool(errors)
         if errors and e["status"] != "ok":
             e["fix"] = f"{e['fix']} (DNS lookup failed: {'; '.join(errors)})"
         return e
@@ -230,7 +233,8 @@ def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=No
     out.extend(safe(_dkim_check, rec) for rec in dkim_expected)
     if not dkim_expected:
         out.append(entry("DKIM", "TXT", f"*._domainkey.{domain}", None, [], "missing",
-                         "no DKIM key yet: POST /domains/{name}/verify creates or requests one"))
+                         "no DKIM key yet: POST /domains/{name}/verify creates or requests one",
+                         lookup_failed=False))
     dmarc = safe(_dmarc_check, domain, org_domain)
     out.append(dmarc)
     # BIMI counts only under an enforcing policy of a DMARC record that checked ok

@@ -77,13 +77,17 @@ def poll_verification(cur, batch=POLL_BATCH):
 
 
 def clean_dkim(cur):
-    """Retire the DKIM keys whose overlap after a rotation is over (they leave
-    the published records and the signing table); dkim.expire, which the API
-    otherwise runs only when a domain's keys are listed or rotated."""
+    """The DKIM keys' life cycle: rotate the active key of each domain with a
+    rotation age (`dkim_rotation_days`) once it is older; retire the keys
+    whose overlap after a rotation is over (they leave the published records
+    and the signing table; dkim.expire, which the API otherwise runs only
+    when a domain's keys are listed or rotated); delete retired keys,
+    private key included."""
+    rotated = dkim.rotate_aged(cur)
     cur.execute("SELECT count(*) AS n FROM dkim_keys WHERE status = 'retiring' AND retire_after <= now()")
     n = cur.fetchone()["n"]
     dkim.expire(cur)
-    return {"retired": n}
+    return {"rotated": rotated, "retired": n, "deleted": dkim.delete_retired(cur)}
 
 
 JOBS = {

@@ -91,7 +91,7 @@ def test_a_failed_run_is_recorded_and_retried_later(txn):
     assert scheduler.last_runs(cur)["clean-dkim"]["last_error"] == "boom"
 
 
-def test_clean_dkim_retires_keys_after_their_overlap(api, txn):
+def test_clean_dkim_retires_and_deletes_keys_after_their_overlap(api, txn):
     name = f"dk{os.urandom(5).hex()}.emboux-test.net"
     assert api.post("/domains/", json={"name": name}).status_code == 201
     cur = txn
@@ -100,9 +100,11 @@ def test_clean_dkim_retires_keys_after_their_overlap(api, txn):
     _, old = dkim.rotate(cur, did, overlap=0)          # retiring, retire_after = now()
     cur.execute("UPDATE dkim_keys SET status = 'retiring' WHERE domain_id = %s AND selector = ANY(%s)",
                 (did, old))
-    assert jobs.clean_dkim(cur)["retired"] >= 1
+    report = jobs.clean_dkim(cur)
+    assert report["retired"] >= 1 and report["deleted"] >= 1, report
+    # retired, then deleted with its private key
     cur.execute("SELECT status FROM dkim_keys WHERE domain_id = %s AND selector = ANY(%s)", (did, old))
-    assert [r["status"] for r in cur.fetchall()] == ["retired"]
+    assert cur.fetchall() == []
     assert jobs.clean_dkim(cur)["retired"] == 0
     # a key still inside its overlap stays published
     _, kept = dkim.rotate(cur, did, overlap=7)

@@ -2,6 +2,8 @@
 legacy ses-verify / ses-status), one-shot subdomain registration, DKIM keys of
 the local provider, and the DNS check. See docs/sending-identity.md."""
 
+import datetime as dt
+
 from flask import Blueprint
 from marshmallow import validate
 
@@ -19,6 +21,12 @@ class VerifyBody(schemas.Body):
     provider = StrictString(validate=validate.OneOf(["ses", "mailgun"]),
                             metadata={"description": "master, for a root domain not hosted here "
                                                      "(default ses); ignored for hosted domains"})
+
+
+class DkimSettings(schemas.Body):
+    rotation_days = StrictInteger(required=True, validate=validate.Range(min=0, max=3650),
+                                  metadata={"description": "rotate the active key automatically once it is "
+                                                           "this many days old (0 = never)"})
 
 
 class RotateBody(schemas.Body):
@@ -164,7 +172,8 @@ def dns_check(cur, caller, name):
     checks = dnscheck.check(row["name"], providers.get(provider).spf_mechanism, dkim_expected, verification,
                             org_domain=row["parent_name"])
     problems = [c for c in checks if c["status"] != "ok" and c.get("required", True)]
-    return {"name": row["name"], "provider": provider, "ok": not problems, "records": checks}
+    return {"name": row["name"], "provider": provider, "ok": not problems, "records": checks,
+            "lookup_failed": any(c.get("lookup_failed") for c in checks)}
 
 
 @endpoint(bp, "/domains/<name>/dkim", "GET", role="either",
@@ -172,9 +181,17 @@ def dns_check(cur, caller, name):
 def dkim_keys(cur, caller, name):
     """Public halves only: the private key never leaves the server."""
     row = lifecycle.load(cur, visible_domain(cur, caller, names.domain_name(name))["id"])
+    return _dkim_json(cur, row)
+
+
+def _dkim_json(cur, row):
     keys = dkim.published(cur, row["id"])
     signing = dkim.signing_key(cur, row["id"], row["parent_id"])
-    return {"name": row["name"], "provider": row["provider"],
+    cur.execute("SELECT dkim_rotation_days FROM domains WHERE id = %s", (row["id"],))
+    days = cur.fetchone()["dkim_rotation_days"]
+    own = next((k for k in keys if k["status"] == "active"), None)
+    rotates_at = (own["created_at"] + dt.timedelta(days=days)).isoformat() if own and days else None
+    return {"name": row["name"], "provider": row["provider"], "rotation_days": days, "rotates_at": rotates_at,
             "signing": {"domain": signing["domain"], "selector": signing["selector"]} if signing else None,
             "keys": [dict(dkim.record(row["name"], k),
                           created_at=k["created_at"].isoformat(),
@@ -182,10 +199,31 @@ def dkim_keys(cur, caller, name):
                      for k in keys]}
 
 
-@endpoint(bp, "/domains/<name>/dkim/rotate", "POST", role="master", body=RotateBody,
+@endpoint(bp, "/domains/<name>/dkim", "PUT", role="master", body=DkimSettings, errors=(409,),
+          summary="DKIM settings of a local domain: the automatic rotation age")
+def dkim_settings(cur, caller, name, body):
+    row = lifecycle.load(cur, visible_domain(cur, caller, names.domain_name(name), lock=True)["id"])
+    _require_local(row)
+    cur.execute("UPDATE domains SET dkim_rotation_days = %s, updated_at = now() WHERE id = %s",
+                (body["rotation_days"], row["id"]))
+    return _dkim_json(cur, lifecycle.load(cur, row["id"]))
+
+
+def _require_local(row):
+    if row["provider"] != "local":
+        raise ApiError(409, f"{row['name']} is signed by its provider ({row['provider']}): "
+                            "its DKIM keys are managed there", code="dkim_not_local")
+
+
+@endpoint(bp, "/domains/<name>/dkim/rotate", "POST", role="master", body=RotateBody, errors=(409,),
           summary="Rotate a local domain's DKIM key: new selector, old one kept published for an overlap")
 def dkim_rotate(cur, caller, name, body):
-    row = visible_domain(cur, caller, names.domain_name(name), lock=True)
-    new, old = dkim.rotate(cur, row["id"], body.get("overlap_days"))
+    row = lifecycle.load(cur, visible_domain(cur, caller, names.domain_name(name), lock=True)["id"])
+    _require_local(row)
+    try:
+        new, old = dkim.rotate(cur, row["id"], body.get("overlap_days"))
+    except dkim.NoKey:
+        raise ApiError(409, f"{row['name']} has no DKIM key to rotate yet: POST /domains/{{name}}/verify "
+                            "creates its first key", code="dkim_no_key") from None
     return {"name": row["name"], "selector": new["selector"], "retiring": old,
             "record": dkim.record(row["name"], new)}

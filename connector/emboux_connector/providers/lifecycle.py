@@ -83,7 +83,9 @@ def identity_json(cur, row, detail=None):
         "provider": row["provider"],
         "state": ident["state"] if ident else "not_started",
         "verified": bool(row["provider_verified"]) or inherited,
-        "ses_verified": bool(row["provider_verified"]) or inherited,
+        # what the policy daemon enforces (engine.DOMAIN_STATE_SQL), as GET
+        # .../outbound says: a `local` domain needs no provider to send
+        "ses_verified": bool(row["provider_verified"]) or inherited or row["provider"] == "local",
         "inherited_from": row["parent_name"] if inherited else None,
         "dns_records": ident["dns_records"] if ident else [],
         "checked_at": ident["checked_at"].isoformat() if ident and ident["checked_at"] else None,
