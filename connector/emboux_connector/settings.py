@@ -79,6 +79,9 @@ _SETTINGS = (
     Setting("IMAP_PORT", int, 143, "Dovecot's port, for `/health`", SERVERS),
     Setting("POSTFIX_QUEUE_DIR", str, None, "Postfix's queue directory: `/health` reports how many messages "
             "are active and deferred (unset: not reported)", SERVERS),
+    Setting("OPENDKIM_MILTER", str, None, "OpenDKIM's milter socket as Postfix names it (`inet:host:port` or "
+            "`unix:/path`): `/health` checks that it answers the milter handshake and that every signing domain "
+            "has its key (unset: not reported)", SERVERS),
     Setting("MAIL_CHECK_TIMEOUT", float, 3, "seconds for each mail-server probe", SERVERS),
     Setting("VMAIL_DIR", str, "/var/vmail", "the mail store (removed with a mailbox or domain)", SERVERS),
     Setting("DOVEADM", str, "doveadm", "the `doveadm` command (quota, retention)", SERVERS),

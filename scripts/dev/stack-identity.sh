@@ -120,6 +120,7 @@ stack_identity_up() {
     export EMBOUX_RELAYHOST="[127.0.0.1]:$sink" OPENDKIM_PORT="$dkim"
     export OPENDKIM_CONFIG_DIR="$ID_DIR/etc/opendkim"
     env_set OPENDKIM_CONFIG_DIR "$OPENDKIM_CONFIG_DIR"
+    env_set OPENDKIM_MILTER "inet:127.0.0.1:$dkim"   # GET /health probes it
 
     identity_bg moto "$ses" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$ses"
     identity_bg mailgun "$mg" "$VENV/bin/python" "$ROOT/tests/standins/mailgun.py" \

@@ -1,6 +1,9 @@
 """GET /health: the mail DB and the mail server, each reported on its own."""
 
+import contextlib
 import os
+import socket
+import struct
 
 from flask import Blueprint, current_app, jsonify
 
@@ -57,8 +60,68 @@ def _queue():
     return {"queue": {"ok": True, **counts}}
 
 
+def _milter_handshake(address, timeout):
+    """True when OpenDKIM answers a milter option negotiation (SMFIC_OPTNEG,
+    milter protocol version 6) at `address` (Postfix syntax). A listening
+    port alone would not prove the milter works."""
+    if address.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target = address[len("unix:"):]
+    else:
+        host, _, port = address.removeprefix("inet:").rpartition(":")
+        sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET, socket.SOCK_STREAM)
+        target = (host.strip("[]"), int(port))
+    sock.settimeout(timeout)
+    with sock:
+        sock.connect(target)
+        body = b"O" + struct.pack(">III", 6, 0x1FF, 0x1FFFFF)
+        sock.sendall(struct.pack(">I", len(body)) + body)
+        head = sock.recv(5)
+        answered = len(head) == 5 and head[4:5] == b"O"
+        with contextlib.suppress(OSError):
+            sock.sendall(struct.pack(">I", 1) + b"Q")  # SMFIC_QUIT
+        return answered
+
+
+def _opendkim():
+    """OpenDKIM (the signer of submitted mail): the milter answers, and every
+    domain of its signing table (mailserver.dkim_signing) has a usable key in
+    its key table (mailserver.dkim_keys). `unsigned_local_domains` counts
+    local domains without an active key (their mail leaves unsigned)."""
+    address = settings.get("OPENDKIM_MILTER")
+    if not address:
+        return {}
+    out = {}
+    try:
+        out["reachable"] = _milter_handshake(address, float(settings.lenient("MAIL_CHECK_TIMEOUT")))
+    except (OSError, ValueError) as exc:
+        out["reachable"], out["detail"] = False, f"milter at {address}: {getattr(exc, 'strerror', None) or exc}"
+    db = current_app.extensions["emboux_db"]
+    try:
+        with db.transaction() as cur:
+            cur.execute("""
+                SELECT s.domain FROM mailserver.dkim_signing s
+                LEFT JOIN mailserver.dkim_keys k ON k.key_name = s.key_name
+                WHERE k.key_name IS NULL OR COALESCE(k.private_key, '') NOT LIKE '-----BEGIN %' ORDER BY s.domain""")
+            missing = [r["domain"] for r in cur.fetchall()]
+            cur.execute("SELECT count(*) AS n FROM mailserver.dkim_signing")
+            out["signing_domains"] = cur.fetchone()["n"]
+            cur.execute("""
+                SELECT count(*) AS n FROM domains d WHERE d.provider = 'local' AND d.ownership <> 'pending'
+                AND NOT EXISTS (SELECT 1 FROM mailserver.dkim_signing s WHERE s.domain = d.name)""")
+            out["unsigned_local_domains"] = cur.fetchone()["n"]
+    except Exception:  # the database check reports an unreachable DB
+        return {"opendkim": {**out, "ok": False, "detail": out.get("detail") or "signing table unreadable"}}
+    out["missing_keys"] = missing[:20]
+    if missing and "detail" not in out:
+        out["detail"] = f"{len(missing)} signing domain(s) without a usable key"
+    if not out["reachable"] and "detail" not in out:
+        out["detail"] = f"no milter answer at {address}"
+    return {"opendkim": {"ok": out["reachable"] and not missing, **out}}
+
+
 def health():
-    checks = {"database": _check_db(), **stores.mail_server_checks(), **_queue()}
+    checks = {"database": _check_db(), **stores.mail_server_checks(), **_queue(), **_opendkim()}
     ok = all(c["ok"] for c in checks.values())
     checks["scheduler"] = _check_scheduler()
     body = {"status": "ok" if ok else "unavailable", **checks}
