@@ -1,6 +1,6 @@
 """One blueprint per resource."""
 
-from . import (aliases, api_keys, changes, domains, health, identity, meta, outbound, ownership,
+from . import (aliases, api_keys, changes, domains, feeds, health, identity, meta, outbound, ownership,
                partners, retention, suppression, users, webhooks)
 
 BLUEPRINTS = [
@@ -11,4 +11,5 @@ BLUEPRINTS = [
     retention.bp,                           # mail server jobs
     outbound.bp,                            # outbound control (policy daemon's API)
     identity.bp, suppression.bp, webhooks.bp,  # sending identity and feedback
+    feeds.bp,                               # incremental feeds for the back office
 ]

@@ -257,11 +257,17 @@ def reset_daily(cur, caller, body):
     periods.check_day_order(day, _last_closed(cur, "daily", today))
     # Lock every counters row (the daemons' batches wait a moment), copy, reset.
     cur.execute("SELECT domain_id FROM outbound_counters ORDER BY domain_id FOR UPDATE")
-    cur.execute("INSERT INTO outbound_history (domain_id, day, sent, bytes, overage) "
-                "SELECT domain_id, %s, sent_today, 0, overage_today FROM outbound_counters "
+    # The day's bytes, bounces and complaints: what the month's counters
+    # gained since the last close (migration 0015; never negative when a
+    # month was frozen before its last day was closed).
+    cur.execute("INSERT INTO outbound_history (domain_id, day, sent, bytes, overage, bounces, complaints) "
+                "SELECT domain_id, %s, sent_today, greatest(0, bytes_month - bytes_month_closed), overage_today, "
+                " greatest(0, bounce_count - bounce_count_closed), "
+                " greatest(0, complaint_count - complaint_count_closed) FROM outbound_counters "
                 "ON CONFLICT (domain_id, day) DO NOTHING", (day,))
     cur.execute("UPDATE outbound_counters SET sent_today = 0, overage_today = 0, "
-                "spike_warnings_today = 0, warmup_day = warmup_day + 1, updated_at = now()")
+                "spike_warnings_today = 0, warmup_day = warmup_day + 1, bytes_month_closed = bytes_month, "
+                "bounce_count_closed = bounce_count, complaint_count_closed = complaint_count, updated_at = now()")
     n = cur.rowcount
     cur.execute("DELETE FROM outbound_messages WHERE counted_at < now() - interval '3 days'")
     cur.execute("INSERT INTO outbound_resets (kind, period, domains) VALUES ('daily', %s, %s)", (day, n))
@@ -301,7 +307,8 @@ def reset_monthly(cur, caller, body):
         "FROM outbound_counters c JOIN domains d ON d.id = c.domain_id "
         "ON CONFLICT (domain_name, month) DO NOTHING", (month,))
     cur.execute("UPDATE outbound_counters SET sent_month = 0, bytes_month = 0, overage_month = 0, "
-                "overage_bytes_month = 0, bounce_count = 0, complaint_count = 0, updated_at = now()")
+                "overage_bytes_month = 0, bounce_count = 0, complaint_count = 0, bytes_month_closed = 0, "
+                "bounce_count_closed = 0, complaint_count_closed = 0, updated_at = now()")
     n = cur.rowcount
     cur.execute("INSERT INTO outbound_resets (kind, period, domains) VALUES ('monthly', %s, %s)", (month, n))
     cur.execute("NOTIFY emboux_policy, '*'")
