@@ -15,6 +15,8 @@ def test_get_outbound_fields_and_isolation(outbound, make_tenant):
         assert f in body, f
     assert body["outbound_tier"] == "shared" and body["outbound_enforcement"] == "hard"
     assert body["warmup_profile"] == "standard" and body["spike_max_multiplier"] == 5
+    # the guillotine's thresholds (dev defaults) beside the rates (issue 11)
+    assert (body["bounce_rate_threshold"], body["complaint_rate_threshold"]) == (0.5, 0.1)
     other = make_tenant()
     assert other.get(f"/domains/{outbound.domain}/outbound").status_code == 404
     assert other.put(f"/domains/{outbound.domain}/outbound",

@@ -8,7 +8,7 @@ import uuid
 from flask import Blueprint
 from marshmallow import fields, validate
 
-from .. import names, periods, schemas
+from .. import feedback, names, periods, schemas
 from ..errors import ApiError
 from ..fields import StrictBoolean, StrictInteger, StrictString
 from ..policy import engine
@@ -101,6 +101,7 @@ def outbound_json(cur, name):
     r = cur.fetchone()
     st = engine.DomainState.from_row(r)
     settings = engine.Settings.from_env()
+    guillotine = feedback.Thresholds.from_env()
     return {
         "name": r["name"],
         "outbound_tier": r["outbound_tier"],
@@ -122,6 +123,9 @@ def outbound_json(cur, name):
         "complaint_count": r["complaint_count"],
         "bounce_rate": _rate(r["bounce_count"], r["sent_month"]),
         "complaint_rate": _rate(r["complaint_count"], r["sent_month"]),
+        # the guillotine's thresholds (GUILLOTINE_*_RATE), shown beside the rates
+        "bounce_rate_threshold": guillotine.bounce_rate,
+        "complaint_rate_threshold": guillotine.complaint_rate,
         "provider": r["provider"],
         "ses_verified": r["verified"],
         "warmup_profile": r["warmup_profile"],
