@@ -184,34 +184,42 @@ def _dmarc_check(lk, domain, org_domain):
                  inherited_from=inherited)
 
 
-def _bimi_check(lk, domain, dmarc_policy):
-    """Optional; points at an SVG over https; only meaningful once DMARC enforces."""
+def _bimi_check(lk, domain, dmarc_policy, logo_url=None):
+    """Optional; points at an SVG over https; only meaningful once DMARC enforces.
+    With a logo uploaded here (PUT /domains/{name}/bimi), l= must be its URL."""
     name = f"default._bimi.{domain}"
-    expected = "v=BIMI1; l=https://<your host>/logo.svg"
+    expected = f"v=BIMI1; l={logo_url}" if logo_url else "v=BIMI1; l=https://<your host>/logo.svg"
     found = [v for v in lk(name, "TXT") if v.strip().lower().startswith("v=bimi1")]
     enforcing = dmarc_policy in ("quarantine", "reject")
     if not found:
+        first = "" if logo_url else "upload the logo (SVG Tiny PS) with PUT /domains/{name}/bimi, then "
         return entry("BIMI", "TXT", name, expected, [], "missing",
-                     f'optional: publish TXT "{expected}" at {name}'
+                     f'optional: {first}publish TXT "{expected}" at {name}'
                      + ("" if enforcing else " (after DMARC is at quarantine or reject)"), required=False)
     loc = tags(found[0]).get("l", "")
     if not re.match(r"^https://[^\s/]+/\S*\.svg$", loc, re.I):
         return entry("BIMI", "TXT", name, expected, found, "wrong",
                      "l= must be an https URL of an SVG (Tiny PS) logo", required=False)
+    if logo_url and loc != logo_url:
+        return entry("BIMI", "TXT", name, expected, found, "wrong",
+                     f"l= must be {logo_url}, where the logo uploaded here is served", required=False)
     if not enforcing:
         return entry("BIMI", "TXT", name, expected, found, "wrong",
-                     "BIMI is ignored until DMARC is enforcing: set p=quarantine or p=reject",
+                     "BIMI is ignored until DMARC is enforcing: set p=quarantine (pct=100) or p=reject",
                      required=False)
     return entry("BIMI", "TXT", name, expected, found, "ok", None, required=False)
 
 
-def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=None):
+def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=None, bimi_logo_url=None,
+          extra=()):
     """Run every check.
 
     spf_mechanism: what the domain's SPF record must include (the provider's)
     dkim_expected: [{type, name, value}] (CNAME for SES, TXT otherwise)
     verification: {type, name, value} or None (SES _amazonses TXT)
     org_domain: the parent whose DMARC applies when the domain has none
+    bimi_logo_url: the URL of the logo uploaded here, if any
+    extra: further checks, (fn(lookup, *args) -> entry, *args) each (setupdns.py)
     """
     res = resolver()
 
@@ -238,5 +246,17 @@ def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=No
     dmarc = safe(_dmarc_check, domain, org_domain)
     out.append(dmarc)
     # BIMI counts only under an enforcing policy of a DMARC record that checked ok
-    out.append(safe(_bimi_check, domain, dmarc.get("policy") if dmarc["status"] == "ok" else None))
+    out.append(safe(_bimi_check, domain, _enforcing_policy(dmarc), bimi_logo_url))
+    out.extend(safe(fn, *args) for fn, *args in extra)
     return out
+
+
+def _enforcing_policy(dmarc):
+    """The DMARC policy BIMI may count on: an ok record, and quarantine only at pct=100."""
+    if dmarc["status"] != "ok":
+        return None
+    if dmarc.get("policy") == "quarantine" and dmarc["found"]:
+        pct = tags(dmarc["found"][0]).get("pct", "100")
+        if pct.strip() != "100":
+            return None
+    return dmarc.get("policy")

@@ -88,6 +88,8 @@ def build_spec(app, version):
             params.append({"in": "query", "schema": meta["query"]})
         if params:
             op["parameters"] = params
+        if meta.get("request_body") is not None:
+            op["requestBody"] = meta["request_body"]
         if meta["body"] is not None:
             op["requestBody"] = {"required": _body_required(meta["body"]),
                                  "content": {"application/json": {"schema": meta["body"]}}}
@@ -118,4 +120,6 @@ def _success(meta, rule):
         schema = {"type": "array", "items": {"type": "object"}}
     else:
         schema = {"type": "object"}
+    if meta.get("media"):   # a document that is not JSON (XML, a policy text, an SVG)
+        return {"description": "Success", "content": {meta["media"]: {"schema": {"type": "string"}}}}
     return {"description": "Success", "content": {"application/json": {"schema": schema}}}

@@ -8,7 +8,7 @@ to authenticate, and the published `x-required-role` is the enforced one.
 import functools
 import json
 
-from flask import current_app, g, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 
 from .auth import require
 from .errors import ApiError
@@ -47,7 +47,8 @@ def after_commit(fn, *args):
 
 
 def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
-             status=200, tag=None, description=None, errors=(), response=None):
+             status=200, tag=None, description=None, errors=(), response=None, media=None,
+             request_body=None):
     """Register `fn(cur, caller, [body], [query], **path_args)` on blueprint bp.
 
     role: 'master', 'either' or None (no authentication).
@@ -56,7 +57,11 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
     query, body and role), e.g. (502,) for a provider call, (409,).
     response: the success body's JSON schema (default: an object, or an
     array for the GET of a collection).
-    The view returns a JSON-serialisable value, or None for 204.
+    The view returns a JSON-serialisable value, or None for 204, or a
+    flask Response (a document that is not JSON: then `media` names its
+    content type for the OpenAPI document).
+    request_body: an OpenAPI requestBody object, for a view that reads a
+    body that is not JSON itself (`body` is for JSON bodies).
     """
     def decorate(fn):
         @functools.wraps(fn)
@@ -78,6 +83,8 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
                     hook(*args)
                 except Exception:  # the change is committed; cleanup is best effort, logged
                     current_app.logger.exception("after-commit hook %s failed", hook.__name__)
+            if isinstance(result, Response):
+                return result
             if status == 204:
                 return "", 204
             return jsonify(result), status
@@ -85,7 +92,8 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
         view.openapi = dict(method=method, role=role, summary=summary, body=body,
                             query=query, status=status, tag=tag or bp.name,
                             description=description or (fn.__doc__ or "").strip(),
-                            errors=tuple(errors), response=response)
+                            errors=tuple(errors), response=response, media=media,
+                            request_body=request_body)
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
         return view
     return decorate

@@ -77,6 +77,17 @@ _SETTINGS = (
     Setting("SMTP_PORT", int, 25, "Postfix's port, for `/health`", SERVERS),
     Setting("IMAP_HOST", str, "127.0.0.1", "Dovecot, for `/health`", SERVERS),
     Setting("IMAP_PORT", int, 143, "Dovecot's port, for `/health`", SERVERS),
+    Setting("IMAPS_PORT", int, 993, "the IMAPS (implicit TLS) port mail clients are told: autoconfig, "
+            "autodiscover, `.mobileconfig`, the `_imaps._tcp` SRV record `dns-check` proposes", SERVERS),
+    Setting("SUBMISSIONS_PORT", int, 465, "the submission port with implicit TLS (RFC 8314) clients are told, "
+            "likewise (`_submissions._tcp`)", SERVERS),
+    Setting("SUBMISSION_PORT", int, 587, "the submission port with STARTTLS clients are told, likewise "
+            "(`_submission._tcp`)", SERVERS),
+    Setting("PUBLIC_HOST", str, None, "the host name that serves the connector's public pages over HTTPS "
+            "(mail-client setup, MTA-STS policies, BIMI logos): each domain's `autoconfig.`, `autodiscover.` "
+            "and `mta-sts.` names point at it, BIMI logo URLs name it", SERVERS, shown="`MAIL_HOSTNAME`"),
+    Setting("TLSRPT_RUA", str, None, "where TLS-RPT reports go (the `rua=` of the `_smtp._tls` record "
+            "`dns-check` proposes)", SERVERS, shown="`mailto:tls-reports@<MAIL_HOSTNAME>`"),
     Setting("POSTFIX_QUEUE_DIR", str, None, "Postfix's queue directory: `/health` reports how many messages "
             "are active and deferred (unset: not reported)", SERVERS),
     Setting("OPENDKIM_MILTER", str, None, "OpenDKIM's milter socket as Postfix names it (`inet:host:port` or "

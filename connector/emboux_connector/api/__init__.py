@@ -2,6 +2,7 @@
 
 from . import (aliases, api_keys, changes, domains, feeds, health, identity, meta, outbound, ownership,
                partners, retention, suppression, users, webhooks)
+from . import bimi, clientsetup, mailboxes, mtasts
 
 BLUEPRINTS = [
     health.bp, meta.bp,
@@ -12,4 +13,6 @@ BLUEPRINTS = [
     outbound.bp,                            # outbound control (policy daemon's API)
     identity.bp, suppression.bp, webhooks.bp,  # sending identity and feedback
     feeds.bp,                               # incremental feeds for the back office
+    mailboxes.bp,                           # seed 004's idempotent provisioning
+    clientsetup.bp, mtasts.bp, bimi.bp,     # public: mail-client setup, MTA-STS, BIMI logos
 ]

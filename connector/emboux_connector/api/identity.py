@@ -7,7 +7,7 @@ import datetime as dt
 from flask import Blueprint
 from marshmallow import validate
 
-from .. import dkim, dnscheck, names, ownership, providers, schemas
+from .. import bimi, clientsetup, dkim, dnscheck, mtasts, names, ownership, providers, schemas, setupdns
 from ..errors import ApiError
 from ..fields import StrictInteger, StrictString
 from ..providers import ProviderError, lifecycle
@@ -144,11 +144,15 @@ def _identity_of(cur, domain_id):
 
 
 @endpoint(bp, "/domains/<name>/dns-check", "GET", role="either",
-          summary="Check MX, SPF, provider TXT, DKIM, DMARC and BIMI in DNS")
+          summary="Check MX, SPF, provider TXT, DKIM, DMARC, BIMI, mail-client SRV and host records, "
+                  "MTA-STS and TLS-RPT in DNS")
 def dns_check(cur, caller, name):
     """One entry per record: expected vs found, status ok/missing/wrong and a
     one-line fix. A subdomain that signs with its parent's identity is checked
-    against the parent's DKIM records; DMARC falls back to the parent's."""
+    against the parent's DKIM records; DMARC falls back to the parent's.
+    Entries with `required: false` (BIMI, the mail-client SRV and
+    autoconfig/autodiscover records; MTA-STS and TLS-RPT until the domain's
+    MTA-STS mode is testing or enforce) do not make `ok` false."""
     row = lifecycle.load(cur, visible_domain(cur, caller, names.domain_name(name))["id"])
     provider = row["provider"]
     ident = _identity_of(cur, row["id"])
@@ -169,8 +173,11 @@ def dns_check(cur, caller, name):
             verification = {"type": "TXT", "name": f"_amazonses.{owner_name}",
                             "value": ident["verification_token"]}
         dkim_expected = [r for r in ident["dns_records"] if r.get("purpose") == "dkim"]
+    cur.execute("SELECT 1 FROM domain_bimi_logos WHERE domain_id = %s", (row["id"],))
+    logo_url = bimi.logo_url(clientsetup.public_host(), row["name"]) if cur.fetchone() else None
     checks = dnscheck.check(row["name"], providers.get(provider).spf_mechanism, dkim_expected, verification,
-                            org_domain=row["parent_name"])
+                            org_domain=row["parent_name"], bimi_logo_url=logo_url,
+                            extra=setupdns.checks(row["name"], mtasts.load(cur, row["id"])))
     problems = [c for c in checks if c["status"] != "ok" and c.get("required", True)]
     return {"name": row["name"], "provider": provider, "ok": not problems, "records": checks,
             "lookup_failed": any(c.get("lookup_failed") for c in checks)}
