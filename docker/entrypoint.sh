@@ -15,6 +15,24 @@ export DOVECOT_LOG=/dev/stderr DOVECOT_CONFIG_DIR=$ETC/dovecot
 
 : "${TLS_CERT:?TLS_CERT is not set (docker/mail.env.example)}" "${TLS_KEY:?TLS_KEY is not set}"
 : "${MAIL_HOSTNAME:?MAIL_HOSTNAME is not set}"
+# Malformed settings stop the container here, before anything is written,
+# naming the variable (a port "25x" would otherwise surface as a cryptic
+# Postfix error, a left-over change-me as a failed DB login).
+for v in SMTP_PORT SUBMISSION_PORT SUBMISSIONS_PORT IMAP_PORT IMAPS_PORT DB_PORT POLICYD_PORT OPENDKIM_PORT \
+         VMAIL_UID VMAIL_GID MESSAGE_SIZE_LIMIT; do
+    eval "val=\${$v:-}"
+    case "$val" in ''|*[!0-9]*) echo "mail: $v must be a number (got '$val')" >&2; exit 64 ;; esac
+done
+for v in POSTFIX_DB_PASSWORD DOVECOT_DB_PASSWORD OPENDKIM_DB_PASSWORD; do
+    eval "val=\${$v:-}"
+    case "$val" in
+        '') echo "mail: $v is not set (docker/mail.env.example)" >&2; exit 64 ;;
+        change-me*) echo "mail: $v is still the example's change-me" >&2; exit 64 ;;
+    esac
+done
+if ! printf '%s' "$MAIL_HOSTNAME" | grep -Eq '^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$'; then
+    echo "mail: MAIL_HOSTNAME must be a fully qualified host name (got '$MAIL_HOSTNAME')" >&2; exit 64
+fi
 # The certificate of 25/587/465/143/993: the operator's files (e.g. Let's
 # Encrypt's fullchain.pem/privkey.pem mounted at TLS_CERT/TLS_KEY), else a
 # self-signed CA (ca.pem beside TLS_CERT: give it to clients that must
@@ -60,7 +78,16 @@ dovecot -c "$ETC/dovecot/dovecot.conf"
 # Same invocation as scripts/dev/stack-identity.sh; Postfix defers mail when
 # the milter is down (never sends it unsigned).
 chgrp -R opendkim "$ETC/opendkim" && chmod 750 "$ETC/opendkim"
-opendkim -x "$ETC/opendkim/opendkim.conf"
+# In the deployment OpenDKIM listens on a unix socket in the opendkim-run
+# volume, not on TCP: Postfix (not chrooted, in OpenDKIM's group) and the
+# connector's GET /health (OPENDKIM_MILTER) reach it, and no other container
+# of the network can have it sign (a milter signs whatever its client asks).
+DKIM_SOCKET=/run/opendkim/opendkim.sock
+mkdir -p "$(dirname "$DKIM_SOCKET")"; rm -f "$DKIM_SOCKET"
+chown opendkim:opendkim "$(dirname "$DKIM_SOCKET")"; chmod 750 "$(dirname "$DKIM_SOCKET")"
+id -nG postfix | grep -qw opendkim || usermod -a -G opendkim postfix
+postconf -c "$ETC/postfix" -e "emboux_dkim_milter = unix:$DKIM_SOCKET"
+opendkim -x "$ETC/opendkim/opendkim.conf" -p "local:$DKIM_SOCKET"
 # SRS for forwarded mail (same invocation as scripts/dev/stack-mail.sh):
 # port 25's cleanup asks it for every message, so it starts before Postfix.
 if [ ! -s "$SRS_SECRET" ]; then

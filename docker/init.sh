@@ -3,7 +3,8 @@
 # roles exactly as scripts/dev/postgres.sh makes them for the dev stack --
 # the connector's owner role `emboux`, one read-only group per mail server
 # (emboux_mail_postfix / _dovecot / _opendkim, granted their views by the
-# migrations) and one login role in each -- then `emboux-connector migrate`.
+# migrations) and one login role in each; Odoo's role and database -- then
+# `emboux-connector migrate`.
 # Idempotent: every start re-applies the passwords of the env file and
 # applies only new migrations (an upgrade is: new images, then `up`).
 set -eu
@@ -11,10 +12,12 @@ need() {
     for v in "$@"; do
         eval "isset=\${$v:-}"
         [ -n "$isset" ] || { echo "init: $v is not set (docker/mail.env.example)" >&2; exit 64; }
+        case "$isset" in change-me*) echo "init: $v is still the example's change-me" >&2; exit 64 ;; esac
     done
 }
 need POSTGRES_PASSWORD MAILDB_PASSWORD POSTFIX_DB_USER POSTFIX_DB_PASSWORD DOVECOT_DB_USER \
-     DOVECOT_DB_PASSWORD OPENDKIM_DB_USER OPENDKIM_DB_PASSWORD DB_HOST DB_PORT DB_NAME
+     DOVECOT_DB_PASSWORD OPENDKIM_DB_USER OPENDKIM_DB_PASSWORD DB_HOST DB_PORT DB_NAME \
+     ODOO_DB_USER ODOO_DB_PASSWORD ODOO_DB_NAME
 export PGPASSWORD="$POSTGRES_PASSWORD" PGHOST="$DB_HOST" PGPORT="$DB_PORT" PGUSER=postgres \
        PGOPTIONS="-c client_min_messages=warning"
 i=0
@@ -52,6 +55,15 @@ SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \gexec
 SELECT format('GRANT CONNECT ON DATABASE %I TO emboux, emboux_mail_postfix, emboux_mail_dovecot, emboux_mail_opendkim', :'db') \gexec
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT ALL ON SCHEMA public TO emboux;
+SQL
+# Odoo's own role and database (no access to the mail DB: CONNECT revoked
+# from PUBLIC above; Odoo reaches the platform through the connector only)
+role "$ODOO_DB_USER" "$ODOO_DB_PASSWORD"
+q -d postgres -v db="$ODOO_DB_NAME" -v owner="$ODOO_DB_USER" <<'SQL'
+SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8'' TEMPLATE template0', :'db', :'owner')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \gexec
+SELECT format('GRANT ALL ON DATABASE %I TO %I', :'db', :'owner') \gexec
 SQL
 emboux-connector migrate
 echo "init: roles and migrations done"

@@ -4,6 +4,9 @@
 # in the foreground. Reachable on the compose network only (no published port).
 set -eu
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is not set (docker/mail.env)}"
+case "$POSTGRES_PASSWORD" in
+    change-me*) echo "emboux-postgres: POSTGRES_PASSWORD is still the example's change-me" >&2; exit 64 ;;
+esac
 PGDATA=/var/lib/postgresql/data
 BIN=/usr/lib/postgresql/15/bin
 mkdir -p "$PGDATA" /run/postgresql

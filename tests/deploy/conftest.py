@@ -32,6 +32,9 @@ def deployment(tmp_path_factory):
         ok = wait_until(d.healthy, timeout=600, step=2)
         assert ok, "the deployment did not become healthy\n" + d.logs()
         d.ca.write_text(d.exec("mail", "cat", "/etc/emboux-mail/tls/ca.pem").stdout)
+        # Odoo installs its modules on the first start: wait for it here, so
+        # that no test restarts the stack in the middle of that install
+        assert wait_until(d.odoo_ready, timeout=900, step=3), "Odoo did not come up\n" + d.logs()
         print(f"\ndeployment: images {built - started:.0f} s, up and healthy {time.monotonic() - built:.0f} s")
         yield d
     finally:

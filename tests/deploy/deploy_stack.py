@@ -21,8 +21,9 @@ COMPOSE = ROOT / "docker" / "compose.yaml"
 BASE = os.environ.get("DEPLOY_BASE_IMAGE", "localhost/debian:bookworm")
 IMAGES = {"localhost/emboux-postgres:latest": "docker/Dockerfile.postgres",
           "localhost/emboux-connector:latest": "docker/Dockerfile.connector",
-          "localhost/emboux-mail:latest": "docker/Dockerfile"}
-SERVICES = ("postgres", "init", "policyd", "mail", "connector", "scheduler")
+          "localhost/emboux-mail:latest": "docker/Dockerfile",
+          "localhost/emboux-odoo:latest": "docker/Dockerfile.odoo"}
+SERVICES = ("postgres", "init", "policyd", "mail", "connector", "scheduler", "odoo")
 HOSTNAME = "mail.deploy.test"
 PASSWORD = "deploy horse 1"
 
@@ -50,7 +51,8 @@ def wait_until(fn, timeout=300, step=1.0):
 class Deployment:
     def __init__(self, tmp):
         self.project = f"embtest{uuid.uuid4().hex[:8]}"
-        self.ports = {k: free_port() for k in ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "API")}
+        self.ports = {k: free_port() for k in ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "API", "ODOO")}
+        self.odoo_password = secrets.token_hex(12)
         self.api_key = secrets.token_hex(24)
         self.env_file = tmp / "mail.env"
         example = (ROOT / "docker" / "mail.env.example").read_text()
@@ -58,7 +60,9 @@ class Deployment:
                   "EMBOUX_API_KEY": self.api_key, "MAIL_HOSTNAME": HOSTNAME,
                   "POSTFIX_DB_PASSWORD": secrets.token_hex(12), "DOVECOT_DB_PASSWORD": secrets.token_hex(12),
                   "OPENDKIM_DB_PASSWORD": secrets.token_hex(12), "SRS_DOMAIN": HOSTNAME,
-                  "TLS_EXTRA_NAMES": "DNS:localhost,IP:127.0.0.1"}
+                  "TLS_EXTRA_NAMES": "DNS:localhost,IP:127.0.0.1",
+                  "ODOO_DB_PASSWORD": secrets.token_hex(12), "ODOO_ADMIN_PASSWORD": self.odoo_password,
+                  "ODOO_MASTER_PASSWORD": secrets.token_hex(12)}
         lines = []
         for line in example.splitlines():
             key = line.split("=", 1)[0]
@@ -69,6 +73,7 @@ class Deployment:
         self.env = dict(os.environ, EMBOUX_ENV_FILE=str(self.env_file), EMBOUX_BIND="127.0.0.1",
                         BASE_IMAGE=BASE, **{f"EMBOUX_PORT_{k}": str(v) for k, v in self.ports.items()})
         self.url = f"http://127.0.0.1:{self.ports['API']}"
+        self.odoo_url = f"http://127.0.0.1:{self.ports['ODOO']}"
         self.ca = tmp / "ca.pem"
 
     def compose(self, *args, check=True, timeout=600):
@@ -100,6 +105,13 @@ class Deployment:
             out.append(f"== {s}\n{r.stdout[-2500:]}{r.stderr[-2500:]}")
         return "\n".join(out)
 
+    def odoo_ready(self):
+        return requests.get(self.odoo_url + "/web/health", timeout=10).status_code == 200
+
+    def ready(self):
+        """The API healthy and Odoo answering: after a restart or a restore."""
+        return self.healthy() and self.odoo_ready()
+
     def tls(self):
         return ssl.create_default_context(cafile=str(self.ca))
 
@@ -122,13 +134,17 @@ class Deployment:
 
 
 def build_images():
-    """podman build of the three images (layers cached between runs). The
+    """podman build of the images (layers cached between runs). The
     machine's CA bundle is lent to pip for the build (a TLS-intercepting
-    egress proxy), see docker/Dockerfile.connector."""
+    egress proxy), see docker/Dockerfile.connector; this machine's clock is
+    ahead of the Debian mirror, so sid's Release file counts as expired
+    (APT_CHECK_VALID_UNTIL, docker/Dockerfile.odoo)."""
     ca = "/etc/ssl/certs/ca-certificates.crt"
     for tag, dockerfile in IMAGES.items():
         extra = ["-v", f"{ca}:/run/build-ca.crt:ro", "--build-arg", "PIP_CERT=/run/build-ca.crt"] \
-            if "connector" in tag and os.path.exists(ca) else []
+            if ("connector" in tag or "odoo" in tag) and os.path.exists(ca) else []
+        if "odoo" in tag:
+            extra += ["--build-arg", "APT_CHECK_VALID_UNTIL=false"]
         run("podman", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE}", *extra,
             "-f", dockerfile, "-t", tag, ".", cwd=ROOT, timeout=1800)
 

@@ -20,8 +20,10 @@ from deploy_stack import BASE, PASSWORD, run, wait_until
 def test_health_and_every_healthcheck(deployment):
     body = deployment.healthy().json()
     assert body["status"] == "ok" and body["database"]["ok"] and body["postfix"]["ok"] and body["dovecot"]["ok"]
+    # OpenDKIM answers the milter handshake on its socket in the opendkim-run volume
+    assert body["opendkim"]["ok"] and body["opendkim"]["reachable"], body["opendkim"]
     # podman runs no healthcheck timers without systemd: run each check once
-    for s in ("postgres", "policyd", "mail", "connector", "scheduler"):
+    for s in ("postgres", "policyd", "mail", "connector", "scheduler", "odoo"):
         r = wait_until(lambda s=s: run("podman", "healthcheck", "run", deployment.container(s), check=False)
                        .returncode == 0, timeout=120)
         assert r, f"healthcheck of {s} fails\n" + deployment.logs()
@@ -85,7 +87,7 @@ def test_restarting_every_container_loses_no_message_and_no_record(deployment, h
     records = d.psql("SELECT (SELECT count(*) FROM domains) || '/' || (SELECT count(*) FROM mailboxes) "
                      "|| '/' || (SELECT count(*) FROM api_keys)")
     d.compose("restart", timeout=600)
-    assert wait_until(d.healthy, timeout=600, step=2), "not healthy after the restart\n" + d.logs()
+    assert wait_until(d.ready, timeout=600, step=2), "not healthy after the restart\n" + d.logs()
     assert wait_until(lambda: all(sorted(d.subjects(u)) == before[u] for u in (alice, bob)), timeout=120), \
         d.logs()
     assert d.psql("SELECT (SELECT count(*) FROM domains) || '/' || (SELECT count(*) FROM mailboxes) "
@@ -106,7 +108,7 @@ def test_a_second_up_changes_nothing(deployment):
     before = sorted(ids())
     d.compose("up", "-d", "--no-build")
     assert sorted(ids()) == before
-    assert wait_until(d.healthy, timeout=300, step=2), d.logs()
+    assert wait_until(d.ready, timeout=300, step=2), d.logs()
 
 
 @pytest.mark.parametrize("image,cmd,missing", [
@@ -117,6 +119,8 @@ def test_a_second_up_changes_nothing(deployment):
     ("localhost/emboux-mail:latest", [], "MAIL_HOSTNAME"),
     ("localhost/emboux-mail:latest", [], "TLS_CERT"),
     ("localhost/emboux-postgres:latest", [], "POSTGRES_PASSWORD"),
+    ("localhost/emboux-connector:latest", ["/opt/emboux/init.sh"], "ODOO_DB_PASSWORD"),
+    ("localhost/emboux-odoo:latest", [], "ODOO_ADMIN_PASSWORD"),
 ])
 def test_a_missing_setting_stops_the_service_naming_it(deployment, tmp_path, image, cmd, missing):
     """Bad input: the env file without one variable; the service exits at
@@ -129,6 +133,29 @@ def test_a_missing_setting_stops_the_service_naming_it(deployment, tmp_path, ima
             check=False, timeout=120)
     assert r.returncode != 0, r.stdout + r.stderr
     assert f"{missing} is not set" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("image,cmd,setting,said", [
+    ("localhost/emboux-mail:latest", [], "SMTP_PORT=25x", "SMTP_PORT must be a number"),
+    ("localhost/emboux-mail:latest", [], "MAIL_HOSTNAME=mail host", "MAIL_HOSTNAME must be a fully qualified"),
+    ("localhost/emboux-mail:latest", [], "DOVECOT_DB_PASSWORD=change-me", "DOVECOT_DB_PASSWORD is still"),
+    ("localhost/emboux-connector:latest", ["gunicorn"], "EMBOUX_API_KEY=short", "EMBOUX_API_KEY is shorter"),
+    ("localhost/emboux-connector:latest", ["/opt/emboux/init.sh"], "MAILDB_PASSWORD=change-me",
+     "MAILDB_PASSWORD is still"),
+    ("localhost/emboux-postgres:latest", [], "POSTGRES_PASSWORD=change-me", "POSTGRES_PASSWORD is still"),
+    ("localhost/emboux-odoo:latest", [], "ODOO_WORKERS=two", "ODOO_WORKERS must be a number"),
+])
+def test_a_malformed_setting_stops_the_service_naming_it(deployment, tmp_path, image, cmd, setting, said):
+    """Bad input: one variable malformed (or left at the example's change-me);
+    the service exits before touching anything, naming it."""
+    key = setting.split("=", 1)[0]
+    lines = [line for line in deployment.env_file.read_text().splitlines() if not line.startswith(f"{key}=")]
+    bad = tmp_path / "bad.env"
+    bad.write_text("\n".join(lines + [setting]) + "\n")
+    r = run("podman", "run", "--rm", "--network", "none", "--env-file", str(bad), image, *cmd,
+            check=False, timeout=120)
+    assert r.returncode == 64, r.stdout + r.stderr
+    assert said in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_backup_and_restore_as_the_readme_says(deployment, hosted, tmp_path):
@@ -165,6 +192,6 @@ def test_backup_and_restore_as_the_readme_says(deployment, hosted, tmp_path):
         subprocess.run(["podman", "run", "--rm", "-i", "-v", f"{d.project}_vmail:/v", BASE,
                         "tar", "-C", "/v", "-xzf", "-"], stdin=f, check=True)
     d.compose("up", "-d", "--no-build")
-    assert wait_until(d.healthy, timeout=600, step=2), "not healthy after the restore\n" + d.logs()
+    assert wait_until(d.ready, timeout=600, step=2), "not healthy after the restore\n" + d.logs()
     assert d.api("GET", f"/users/{bob}/quota").status_code == 200
     assert wait_until(lambda: sorted(d.subjects(bob)) == kept, timeout=120), d.logs()
