@@ -68,6 +68,14 @@ class UserUpdate(Body):
                                                     "stored mail kept; true enables it again"})
 
 
+class MailboxPasswordChange(Body):
+    """The mailbox holder's own password change (webmail): the current
+    password is the credential, no API token."""
+    email = StrictString(required=True, max_length=600)
+    current_password = StrictString(required=True, min_length=1, max_length=256, load_only=True)
+    new_password = StrictString(required=True, min_length=1, max_length=256, load_only=True)
+
+
 class UserQuota(Body):
     quota_mb = StrictInteger(required=True, validate=QUOTA)
 

@@ -62,20 +62,20 @@ class Throttle:
                 return hops[-1]
         return addr
 
-    def check(self, addr):
-        """429 when the address has used up a limit; nothing counted."""
-        blocked = [item for item in self.limits if not self.limiter.test(item, NAMESPACE, addr)]
+    def check(self, addr, namespace=NAMESPACE):
+        """429 when the address (or another key) has used up a limit; nothing counted."""
+        blocked = [item for item in self.limits if not self.limiter.test(item, namespace, addr)]
         if not blocked:
             return
         now = time.time()
-        wait = max(self.limiter.get_window_stats(item, NAMESPACE, addr).reset_time - now
+        wait = max(self.limiter.get_window_stats(item, namespace, addr).reset_time - now
                    for item in blocked)
         raise ApiError(429, "Too many failed authentication attempts, try again later",
                        code="rate_limited", headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
-    def failed(self, addr):
+    def failed(self, addr, namespace=NAMESPACE):
         for item in self.limits:
-            self.limiter.hit(item, NAMESPACE, addr)
+            self.limiter.hit(item, namespace, addr)
 
 
 def throttle():

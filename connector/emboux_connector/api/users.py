@@ -1,11 +1,12 @@
 """Mailboxes ("users" in the API): create, list, password, delete, quota."""
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 
 from .. import names, passwords, responses, schemas, stores
 from ..errors import ApiError
-from ..routing import after_commit, endpoint
+from ..routing import _json_body, after_commit, endpoint, refuse_unstorable
 from ..tenancy import partner_quotas, scoped_list, visible_domain, visible_mailbox
+from ..throttle import throttle
 
 bp = Blueprint("users", __name__)
 
@@ -147,3 +148,56 @@ def set_quota(cur, caller, email, body):
     cur.execute("UPDATE mailboxes SET quota_mb = %s, updated_at = now() WHERE id = %s",
                 (body["quota_mb"], box["id"]))
     return {"email": box["email"], "quota_mb": body["quota_mb"]}
+
+
+# The mailbox holder's own password change (webmail, issue 13). No API token:
+# the current password is the credential. Failures are counted per client
+# address and per mailbox (throttle.py, AUTH_FAILURE_LIMIT), so neither one
+# address nor many addresses can guess a mailbox's password here faster
+# than over IMAP. Passwords are never logged (the access log has no bodies).
+PASSWORD_FAILURE = "mailbox-password-failure"
+_CREDENTIALS_REFUSED = "Invalid email or password"
+# Verified when the mailbox does not exist, so that the answer takes as long
+# as for a wrong password (no mailbox enumeration by timing).
+_DUMMY_HASH = passwords.hash_password("not-a-password-of-anyone")
+
+
+def _password_change_body():
+    """JSON, or the form encoding Roundcube's password plugin (httpapi
+    driver) sends."""
+    if request.mimetype == "application/x-www-form-urlencoded":
+        data = request.form.to_dict()
+        refuse_unstorable(data)
+    else:
+        data = _json_body()
+    return schemas.MailboxPasswordChange().load(data)
+
+
+@endpoint(bp, "/mailbox/password", "POST", role=None, errors=(400, 403, 413, 429),
+          request_body={"required": True, "content": {
+              "application/json": {"schema": schemas.MailboxPasswordChange},
+              "application/x-www-form-urlencoded": {"schema": schemas.MailboxPasswordChange}}},
+          response={"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
+          summary="A mailbox holder changes their own password, authenticated by the current one (webmail)")
+def change_own_password(cur, caller):
+    """For Roundcube's password plugin (its `httpapi` driver posts the form
+    fields `email`, `current_password`, `new_password`). A wrong current
+    password, an unknown or disabled mailbox all answer 403
+    `invalid_credentials` alike; too many failures from one address or
+    against one mailbox answer 429 `rate_limited` until the window passes."""
+    guard = throttle()
+    addr = guard.client_address()
+    guard.check(addr, PASSWORD_FAILURE)
+    body = _password_change_body()
+    email = names.address(body["email"], "email")[0]
+    guard.check(email, PASSWORD_FAILURE)
+    new_hash = passwords.hash_password(passwords.check_password(body["new_password"], "new_password"))
+    cur.execute("SELECT id, password_hash FROM mailboxes WHERE email = %s AND active FOR UPDATE", (email,))
+    box = cur.fetchone()
+    if not passwords.verify_password(body["current_password"], box["password_hash"] if box else _DUMMY_HASH) \
+            or box is None:
+        guard.failed(addr, PASSWORD_FAILURE)
+        guard.failed(email, PASSWORD_FAILURE)
+        raise ApiError(403, _CREDENTIALS_REFUSED, code="invalid_credentials")
+    cur.execute("UPDATE mailboxes SET password_hash = %s, updated_at = now() WHERE id = %s", (new_hash, box["id"]))
+    return {"message": "Password updated"}
