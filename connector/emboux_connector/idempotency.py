@@ -22,7 +22,7 @@ from .errors import ApiError
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")    # printable ASCII, no spaces
-KEEP = "24 hours"
+KEEP = "24 hours"   # a literal, never input: it is formatted into the SQL
 
 
 def _scope(caller):
@@ -46,8 +46,10 @@ def replay(cur, caller, operation, idem_key):
     scope = _scope(caller)
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"idempotency\x1f{scope}\x1f{operation}\x1f{idem_key}",))
-    cur.execute(f"DELETE FROM idempotency_keys WHERE caller_scope = %s AND created_at < now() - interval '{KEEP}'",
-                (scope,))
+    # expired keys go as keys are used (anyone's: the created_at index makes it cheap)
+    # (rows another request is deleting are skipped, not waited for: no deadlock between two cleanups)
+    cur.execute(f"DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys "
+                f"WHERE created_at < now() - interval '{KEEP}' FOR UPDATE SKIP LOCKED)")
     cur.execute("SELECT status, response, request_sha256 FROM idempotency_keys "
                 "WHERE caller_scope = %s AND operation = %s AND key = %s", (scope, operation, idem_key))
     row = cur.fetchone()

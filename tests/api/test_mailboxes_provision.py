@@ -120,3 +120,30 @@ def test_alias_address_and_quota(make_tenant, sql):
                                      "destination": f"a@{domain}"}).status_code == 201
     r = t.post("/mailboxes", json={"email": f"info@{domain}", "password": PASSWORD})
     assert r.status_code == 400 and r.json()["code"] == "email_exists"
+
+
+def test_parallel_retries_with_one_key_create_once(tenant, sql):
+    """Two requests with the same key at once: the second waits for the first and replays it."""
+    from concurrent.futures import ThreadPoolExecutor
+    domain = tenant.domain()
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    bodies = [{"email": f"p{i}@{domain}", "password": PASSWORD} for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda b: tenant.post("/mailboxes", json=b, headers=key), bodies))
+    assert [r.status_code for r in answers] == [201] * 4
+    assert len({r.json()["email"] for r in answers}) == 1
+    assert sum("Idempotent-Replayed" in r.headers for r in answers) == 3
+    assert len(sql("SELECT 1 FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE d.name = %s",
+                   (domain,))) == 1
+
+
+def test_a_key_expires_after_a_day(tenant, sql):
+    domain = tenant.domain()
+    key = f"k-{uuid.uuid4()}"
+    assert tenant.post("/mailboxes", json={"email": f"a@{domain}", "password": PASSWORD},
+                       headers={"Idempotency-Key": key}).status_code == 201
+    sql("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = %s", (key,))
+    r = tenant.post("/mailboxes", json={"email": f"b@{domain}", "password": PASSWORD},
+                    headers={"Idempotency-Key": key})
+    assert r.status_code == 201 and r.json()["email"] == f"b@{domain}" and "Idempotent-Replayed" not in r.headers
+    assert len(sql("SELECT 1 FROM idempotency_keys WHERE key = %s", (key,))) == 1
