@@ -27,6 +27,7 @@ Functions:
     health_checks() -> {"postfix": {"ok", "detail"}, "dovecot": {"ok", "detail"}}
     quota_usage(email) -> dict | None
     storage_used_mb(email) -> float | None
+    storage_by_domain() -> {domain: bytes}
     purge_retention(conn_or_rows) -> dict
     remove_mailbox_store(email, conn=None) -> bool
     remove_domain_store(domain, conn=None) -> bool
@@ -148,6 +149,23 @@ def quota_usage(email: str) -> dict | None:
         elif kind == "MESSAGE":
             out["messages"] = int(value)
     return out
+
+
+def storage_by_domain(timeout: float = 1800) -> dict[str, int]:
+    """Bytes stored per domain, as Dovecot accounts them (its quota), for
+    every mailbox Dovecot serves, in one `doveadm quota get -A`. Raises
+    MailServerError if doveadm fails (the caller decides what not measured
+    means)."""
+    r = _doveadm("quota", "get", "-A", timeout=timeout)
+    if r.returncode != 0:
+        raise MailServerError(f"doveadm quota get -A: {r.stderr.strip() or r.returncode}")
+    out: dict[str, int] = defaultdict(int)
+    for line in r.stdout.splitlines()[1:]:
+        cols = line.split("\t")
+        if len(cols) < 4 or cols[2] != "STORAGE" or "@" not in cols[0]:
+            continue
+        out[cols[0].rsplit("@", 1)[1].lower()] += int(cols[3]) * 1024   # Dovecot counts KiB
+    return dict(out)
 
 
 def storage_used_mb(email: str) -> float | None:

@@ -132,3 +132,44 @@ def test_days_close_in_order_feed_history_and_warm_up(outbound, api, txn):
     assert reset_daily(cur, None, {})["day"] == day(1)
     again = reset_daily(cur, None, {})
     assert (again["day"], again["already_done"]) == (day(1), True)
+
+
+def _doveadm(devenv, *args, stdin=None):
+    import subprocess
+    return subprocess.run([devenv.get("DOVEADM") or "doveadm", "-c", devenv["DOVECOT_CONFIG"], *args],
+                          input=stdin, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def test_freeze_records_mailboxes_and_measured_storage(outbound, api, txn, make_tenant, devenv):
+    """Billing from the platform's counters (migration 0014): each frozen row
+    holds the domain's mailboxes and the bytes Dovecot accounts for them; a
+    domain whose mailboxes Dovecot does not serve (suspended) is 'not
+    measured' (null), never a wrong 0. Another tenant cannot read billing."""
+    message = "From: a@example.org\nTo: x@example.org\nSubject: stored\n\n" + "x" * 20000 + "\n"
+    _doveadm(devenv, "save", "-u", outbound.alice, stdin=message)
+    used = [ln.split("\t") for ln in _doveadm(devenv, "-f", "tab", "quota", "get", "-u", outbound.alice).splitlines()]
+    stored = next(int(c[2]) for c in used[1:] if c[1] == "STORAGE") * 1024
+    assert stored > 20000
+    other = make_tenant()
+    held = other.domain()
+    other.mailbox(held, "kept")
+    assert api.put(f"/domains/{held}/suspend").status_code == 200
+    empty = other.domain()
+
+    m3 = periods.previous_month(periods.previous_month(periods.previous_month(periods.month_start(utc_today()))))
+    cur = txn
+    cur.execute("DELETE FROM outbound_resets WHERE kind = 'monthly'")
+    cur.execute("INSERT INTO outbound_resets (kind, period, domains) VALUES ('monthly', %s, 0)",
+                (periods.previous_month(m3),))
+    assert reset_monthly(cur, None, {"month": month(m3)})["already_done"] is False
+    cur.execute("SELECT domain_name, mailboxes, storage_bytes FROM outbound_billing "
+                "WHERE month = %s AND domain_name = ANY(%s) ORDER BY domain_name", (m3, [outbound.domain, held, empty]))
+    rows = {r["domain_name"]: (r["mailboxes"], r["storage_bytes"]) for r in cur.fetchall()}
+    assert rows == {outbound.domain: (2, stored), held: (1, None), empty: (0, 0)}, rows
+
+    # the frozen month over HTTP is the master's: another tenant gets a 403, and no counters
+    for who in (other, outbound.tenant):
+        r = who.get("/outbound/billing?month=" + month(periods.previous_month(periods.month_start(utc_today()))))
+        assert r.status_code == 403 and "entries" not in r.json(), r.text
+    r = api.get("/outbound/billing?month=" + month(periods.previous_month(periods.month_start(utc_today()))))
+    assert r.status_code == 200 and all("mailboxes" in e and "storage_bytes" in e for e in r.json()["entries"])

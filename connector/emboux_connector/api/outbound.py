@@ -3,12 +3,13 @@
 billing records and the suppression check. See docs/outbound.md."""
 
 import datetime as dt
+import json
 import uuid
 
 from flask import Blueprint
 from marshmallow import fields, validate
 
-from .. import feedback, names, periods, schemas
+from .. import feedback, names, periods, schemas, stores
 from ..errors import ApiError
 from ..fields import StrictBoolean, StrictInteger, StrictString
 from ..policy import engine
@@ -301,15 +302,25 @@ def reset_monthly(cur, caller, body):
         return {"month": month.strftime("%Y-%m"), "domains": done["domains"], "already_done": True,
                 "done_at": done["done_at"].isoformat()}
     periods.check_month_order(month, last)
+    # Storage is measured before the counters are locked (one doveadm pass
+    # over every mailbox: seconds on a big platform, and the policy daemon
+    # must keep counting meanwhile). None: not measured (no mail server here,
+    # or doveadm failed): the rows say so (NULL), never a wrong 0.
+    storage = stores.storage_by_domain()
     cur.execute("SELECT domain_id FROM outbound_counters ORDER BY domain_id FOR UPDATE")
     cur.execute(
         "INSERT INTO outbound_billing (domain_id, domain_name, partner_ref, month, sent, bytes, overage, "
-        " overage_bytes, bounce_count, complaint_count, monthly_limit, enforcement) "
-        "SELECT d.id, d.name, d.partner_ref, %s, c.sent_month, c.bytes_month, c.overage_month, "
+        " overage_bytes, bounce_count, complaint_count, monthly_limit, enforcement, mailboxes, storage_bytes) "
+        "SELECT d.id, d.name, d.partner_ref, %(month)s, c.sent_month, c.bytes_month, c.overage_month, "
         " c.overage_bytes_month, c.bounce_count, c.complaint_count, d.outbound_monthly_limit, "
-        " d.outbound_enforcement "
+        " d.outbound_enforcement, mb.n, "
+        # a domain with mailboxes Dovecot did not report (suspended: not served) is not measured
+        " CASE WHEN %(storage)s::jsonb IS NULL THEN NULL WHEN mb.n = 0 THEN 0 "
+        "      ELSE (%(storage)s::jsonb ->> d.name)::bigint END "
         "FROM outbound_counters c JOIN domains d ON d.id = c.domain_id "
-        "ON CONFLICT (domain_name, month) DO NOTHING", (month,))
+        "CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM mailboxes m WHERE m.domain_id = d.id) mb "
+        "ON CONFLICT (domain_name, month) DO NOTHING",
+        {"month": month, "storage": None if storage is None else json.dumps(storage)})
     cur.execute("UPDATE outbound_counters SET sent_month = 0, bytes_month = 0, overage_month = 0, "
                 "overage_bytes_month = 0, bounce_count = 0, complaint_count = 0, bytes_month_closed = 0, "
                 "bounce_count_closed = 0, complaint_count_closed = 0, updated_at = now()")
@@ -324,7 +335,7 @@ def reset_monthly(cur, caller, body):
 def billing(cur, caller, query):
     month = _parse_month(query.get("month"), None)
     sql = ("SELECT domain_name, partner_ref, month, sent, bytes, overage, overage_bytes, bounce_count, "
-           "complaint_count, monthly_limit, enforcement, frozen_at FROM outbound_billing")
+           "complaint_count, monthly_limit, enforcement, mailboxes, storage_bytes, frozen_at FROM outbound_billing")
     params = []
     if month:
         sql += " WHERE month = %s"
