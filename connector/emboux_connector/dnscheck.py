@@ -154,7 +154,24 @@ def _dmarc_records(lk, name):
     return [v for v in lk(name, "TXT") if v.strip().lower().startswith("v=dmarc1")]
 
 
-def _dmarc_check(lk, domain, org_domain):
+ALIGNED_PASS_TARGET = 98.0   # % of aligned passes before raising p= (the usual precondition)
+
+
+def _next_dmarc_step(nxt, aligned_pass):
+    """The staged roll-out none -> quarantine -> reject, judged by the aligned
+    pass rate of the aggregate reports when it is known (percent, or None)."""
+    if nxt is None:
+        return None
+    if aligned_pass is None:
+        return (f"when the aggregate reports show only aligned mail ({ALIGNED_PASS_TARGET:g} % aligned "
+                f"passes or more), raise p= to {nxt}")
+    if aligned_pass >= ALIGNED_PASS_TARGET:
+        return f"aligned pass {aligned_pass:.1f} % >= {ALIGNED_PASS_TARGET:g} %: raise p= to {nxt}"
+    return (f"aligned pass {aligned_pass:.1f} % < {ALIGNED_PASS_TARGET:g} %: authenticate the unaligned "
+            f"sources in the aggregate reports before raising p= to {nxt}")
+
+
+def _dmarc_check(lk, domain, org_domain, aligned_pass=None):
     """Present, one record, a known policy; the staged rollout none -> quarantine -> reject.
     The entry's `policy` is what BIMI's check needs."""
     name = f"_dmarc.{domain}"
@@ -179,8 +196,7 @@ def _dmarc_check(lk, domain, org_domain):
     stage = DMARC_STAGES.index(policy) + 1
     nxt = {"none": "quarantine", "quarantine": "reject"}.get(policy)
     return entry("DMARC", "TXT", name, expected, found, "ok", None, policy=policy,
-                 stage=f"{stage}/3", next_step=(f"when the aggregate reports show only aligned mail, "
-                                               f"raise p= to {nxt}") if nxt else None,
+                 stage=f"{stage}/3", next_step=_next_dmarc_step(nxt, aligned_pass),
                  inherited_from=inherited)
 
 
@@ -211,7 +227,7 @@ def _bimi_check(lk, domain, dmarc_policy, logo_url=None):
 
 
 def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=None, bimi_logo_url=None,
-          extra=()):
+          extra=(), dmarc_aligned_pass=None):
     """Run every check.
 
     spf_mechanism: what the domain's SPF record must include (the provider's)
@@ -220,6 +236,8 @@ def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=No
     org_domain: the parent whose DMARC applies when the domain has none
     bimi_logo_url: the URL of the logo uploaded here, if any
     extra: further checks, (fn(lookup, *args) -> entry, *args) each (setupdns.py)
+    dmarc_aligned_pass: % of aligned passes in the aggregate reports, when known:
+    the DMARC entry's next_step says whether to raise p= now
     """
     res = resolver()
 
@@ -243,7 +261,7 @@ def check(domain, spf_mechanism, dkim_expected, verification=None, org_domain=No
         out.append(entry("DKIM", "TXT", f"*._domainkey.{domain}", None, [], "missing",
                          "no DKIM key yet: POST /domains/{name}/verify creates or requests one",
                          lookup_failed=False))
-    dmarc = safe(_dmarc_check, domain, org_domain)
+    dmarc = safe(_dmarc_check, domain, org_domain, dmarc_aligned_pass)
     out.append(dmarc)
     # BIMI counts only under an enforcing policy of a DMARC record that checked ok
     out.append(safe(_bimi_check, domain, _enforcing_policy(dmarc), bimi_logo_url))

@@ -86,3 +86,18 @@ def test_setup_entries_against_a_fake_zone(deployment):
     by = {e["name"]: e for e in _run(setupdns.checks("example.com", None), {})}
     assert "mta-sts.example.com" not in by
     assert not by["_mta-sts.example.com"]["required"] and not by["_smtp._tls.example.com"]["required"]
+
+
+@pytest.mark.parametrize("published, rate, stage, advice", [
+    ("v=DMARC1; p=none", None, "1/3", "raise p= to quarantine"),
+    ("v=DMARC1; p=none", 99.2, "1/3", "aligned pass 99.2 % >= 98 %: raise p= to quarantine"),
+    ("v=DMARC1; p=quarantine", 91.0, "2/3", "aligned pass 91.0 % < 98 %"),
+    ("v=DMARC1; p=quarantine", 98.0, "2/3", "raise p= to reject"),
+    ("v=DMARC1; p=reject", 50.0, "3/3", None),
+])
+def test_dmarc_walks_none_quarantine_reject(published, rate, stage, advice):
+    from emboux_connector import dnscheck
+    e = dnscheck._dmarc_check(lambda name, rtype: [published] if name == "_dmarc.example.com" else [],
+                              "example.com", None, rate)
+    assert e["stage"] == stage
+    assert (e["next_step"] is None) if advice is None else (advice in e["next_step"])
