@@ -47,6 +47,7 @@ CASES = {
     "domain.wildcard": ("domain", dict(wildcard=True), "PUT", "/domains/example.com/parent", {"wildcard": True}),
     "domain.parent": ("domain", dict(parent=None), "PUT", "/domains/example.com/parent", {"parent": None}),
     "domain.register_subdomain": ("domain", {}, "POST", "/domains/example.com/register-subdomain", None),
+    "domain.dkim": ("domain", dict(rotation_days=90), "PUT", "/domains/example.com/dkim", {"rotation_days": 90}),
     # partial: only the settings that changed
     "domain.outbound": ("domain", dict(outbound_daily_limit=200, warmup_profile=None), "PUT",
                         "/domains/example.com/outbound", {"outbound_daily_limit": 200, "warmup_profile": None}),

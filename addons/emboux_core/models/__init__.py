@@ -4,6 +4,8 @@ from . import emboux_sync_mixin
 from . import emboux_tenant
 from . import emboux_api_key
 from . import emboux_domain_outbound
+from . import emboux_domain_identity
+from . import emboux_dns_record
 from . import emboux_domain_subdomain
 from . import emboux_domain
 from . import emboux_mailbox

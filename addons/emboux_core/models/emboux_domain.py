@@ -13,7 +13,7 @@ class EmbouxDomain(models.Model):
     _name = "emboux.domain"
     _description = "Email Hosting domain"
     _inherit = ["mail.thread", "mail.activity.mixin", "emboux.sync.mixin", "emboux.domain.outbound",
-                "emboux.domain.subdomain"]
+                "emboux.domain.identity", "emboux.domain.subdomain"]
     _order = "name"
 
     name = fields.Char("Domain", required=True, index=True, tracking=True,
@@ -84,6 +84,7 @@ class EmbouxDomain(models.Model):
         for vals in vals_list:
             vals["name"] = self._emboux_check(names.domain_name, vals.get("name"))
             self._emboux_check_outbound_vals(vals, creating=True)
+            self._emboux_check_identity_vals(vals)
         self._emboux_link_parents(vals_list)
         if sync:
             self._emboux_preflight(vals_list)
@@ -106,6 +107,8 @@ class EmbouxDomain(models.Model):
                 dom._emboux_sync("domain.transfer", transfer_monthly_mb=dom.transfer_monthly_mb)
         for dom, vals in zip(domains, vals_list):
             dom._emboux_sync_outbound(self._emboux_outbound_non_defaults(vals))
+            if vals.get("dkim_rotation_days"):
+                dom._emboux_sync_identity(vals)
         return domains
 
     def _emboux_preflight(self, vals_list):
@@ -144,6 +147,7 @@ class EmbouxDomain(models.Model):
                                       dom.name))
             vals = {k: v for k, v in vals.items() if k != "name"}
         self._emboux_check_outbound_vals(vals)
+        self._emboux_check_identity_vals(vals)
         self._emboux_check_parent_write(vals)
         old_parent = {d.id: d.parent_id for d in self}
         old_tenant = {d.id: d.tenant_id for d in self}
@@ -161,6 +165,7 @@ class EmbouxDomain(models.Model):
             if "transfer_monthly_mb" in vals:
                 dom._emboux_sync("domain.transfer", transfer_monthly_mb=dom.transfer_monthly_mb)
         self._emboux_sync_outbound([f for f in OUTBOUND_SETTINGS if f in vals])
+        self._emboux_sync_identity(vals)
         self._emboux_sync_subdomain_written(vals, old_parent)
         return res
 
@@ -183,6 +188,8 @@ class EmbouxDomain(models.Model):
             self._emboux_store_ownership(result)
         if job.kind == "domain.outbound":
             self._emboux_store_outbound(result)
+        if job.kind == "domain.dkim" and isinstance(result, dict):
+            self._emboux_store_dkim(result)
         self._emboux_subdomain_job_done(job, result)
 
     # --- ownership ---------------------------------------------------------------

@@ -13,7 +13,8 @@ from odoo.exceptions import AccessError, UserError
 from ..services.connector_client import ConnectorError
 
 # Settings a manager may change (the connector answers 403 to anyone but the master for these)
-OUTBOUND_MASTER_FIELDS = ("outbound_tier", "outbound_enforcement", "warmup_profile", "spike_max_multiplier")
+OUTBOUND_MASTER_FIELDS = ("outbound_tier", "outbound_enforcement", "warmup_profile", "spike_max_multiplier",
+                          "provider")
 # Settings sent to the connector when they change here
 OUTBOUND_SETTINGS = ("outbound_daily_limit", "outbound_monthly_limit") + OUTBOUND_MASTER_FIELDS
 # Integers the platform counts (the API's field name is the Odoo field's name)
@@ -79,10 +80,19 @@ class EmbouxDomainOutbound(models.AbstractModel):
         help="Above this bounce rate the platform suspends the domain's outbound (the guillotine).")
     complaint_rate_threshold = fields.Float("Complaint rate threshold (%)", readonly=True, digits=(16, 3))
     outbound_checked_at = fields.Datetime("Outbound figures as of", readonly=True, copy=False)
+    emboux_can_manage = fields.Boolean(
+        compute="_compute_emboux_can_manage",
+        help="The current user is an Email Hosting administrator: the master's settings are editable.")
 
     _outbound_limits_positive = models.Constraint(
         "CHECK (outbound_daily_limit >= 0 AND outbound_monthly_limit >= 0 AND spike_max_multiplier >= 0)",
         "Outbound limits and the spike multiplier cannot be negative (0 means no limit).")
+
+    @api.depends_context("uid")
+    def _compute_emboux_can_manage(self):
+        can = self.env.user.has_group("emboux_core.group_emboux_manager")
+        for rec in self:
+            rec.emboux_can_manage = can
 
     # --- from the platform -------------------------------------------------------
     @api.model
@@ -147,7 +157,7 @@ class EmbouxDomainOutbound(models.AbstractModel):
         if master and not self.env.su \
                 and not self.env.user.has_group("emboux_core.group_emboux_manager"):
             raise AccessError(self.env._("Only an Email Hosting administrator may change a domain's outbound "
-                                         "tier, enforcement, warm-up profile or spike multiplier."))
+                                         "tier, enforcement, warm-up profile, spike multiplier or provider."))
         for f in ("outbound_daily_limit", "outbound_monthly_limit", "spike_max_multiplier"):
             if f not in vals:
                 continue

@@ -55,7 +55,8 @@ KINDS = {
     "domain.owner": Kind("PUT", "/domains/{name}/owner", fields=("partner_ref",)),
     "domain.outbound": Kind("PUT", "/domains/{name}/outbound", fields=(
         "outbound_daily_limit", "outbound_monthly_limit", "outbound_tier", "outbound_enforcement",
-        "warmup_profile", "spike_max_multiplier"), partial=True),
+        "warmup_profile", "spike_max_multiplier", "provider"), partial=True),
+    "domain.dkim": Kind("PUT", "/domains/{name}/dkim", fields=("rotation_days",)),
     "domain.vouch": Kind("PUT", "/domains/{name}/ownership/vouch", fields=("vouched_by",)),
     # SaaS subdomains: a wildcard parent, an explicit link, the provider registration (v5.3)
     "domain.wildcard": Kind("PUT", "/domains/{name}/parent", fields=("wildcard",)),

@@ -7,3 +7,4 @@ from . import test_archive
 from . import test_ownership
 from . import test_error_codes
 from . import test_back_office
+from . import test_identity
