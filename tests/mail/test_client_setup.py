@@ -200,3 +200,27 @@ def test_apple_profile_settings_log_in_and_submit(mail, tenant, api, devenv):
                      "username": acct["OutgoingMailServerUsername"]},
     }
     _use_settings(devenv, mail, settings, alice, bob)
+
+
+def test_outlook_autodiscover_settings_log_in_and_submit(mail, tenant, devenv):
+    """Outlook's POX exchange: the request it posts, the Protocol entries it reads."""
+    ns_req = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+    ns = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
+    domain = tenant.domain()
+    alice, bob = tenant.mailbox(domain, "alice"), tenant.mailbox(domain, "bob")
+    body = (f'<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{ns_req}"><Request>'
+            f"<EMailAddress>{alice}</EMailAddress><AcceptableResponseSchema>{ns[1:-1]}</AcceptableResponseSchema>"
+            "</Request></Autodiscover>")
+    r = requests.post(devenv["EMBOUX_API_URL"] + "/autodiscover/autodiscover.xml", data=body,
+                      headers={"Content-Type": "text/xml", "Host": f"autodiscover.{domain}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    account = SafeET.fromstring(r.content).find(f"{ns}Response/{ns}Account")
+    assert account.findtext(f"{ns}Action") == "settings"
+    protocols = {p.findtext(f"{ns}Type"): p for p in account.findall(f"{ns}Protocol")}
+
+    def server(p):
+        return {"hostname": p.findtext(f"{ns}Server"), "port": int(p.findtext(f"{ns}Port")),
+                "socketType": "SSL" if p.findtext(f"{ns}Encryption") == "SSL" else "plain",
+                "username": p.findtext(f"{ns}LoginName")}
+    _use_settings(devenv, mail, {"incoming": server(protocols["IMAP"]), "outgoing": server(protocols["SMTP"])},
+                  alice, bob)
