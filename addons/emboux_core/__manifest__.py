@@ -22,6 +22,7 @@
         "views/emboux_sync_job_views.xml",
         "views/res_config_settings_views.xml",
         "views/emboux_menus.xml",
+        "views/emboux_outbound_views.xml",
     ],
     "assets": {
         "web.assets_backend": ["emboux_core/static/src/views/archive_confirm.js"],

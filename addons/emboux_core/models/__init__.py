@@ -11,4 +11,7 @@ from . import emboux_domain
 from . import emboux_mailbox
 from . import emboux_alias
 from . import emboux_change_feed
+from . import emboux_outbound_day
+from . import emboux_suppression
+from . import emboux_outbound_pull
 from . import res_config_settings

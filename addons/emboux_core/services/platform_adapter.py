@@ -71,6 +71,8 @@ KINDS = {
     "mailbox.quota": Kind("PUT", "/users/{email}/quota", fields=("quota_mb",), parallel=True),
     "mailbox.active": Kind("PUT", "/users/{email}", fields=("active",)),
     "mailbox.delete": Kind("DELETE", "/users/{email}", replay=ABSENT_IS_DONE, parallel=True),
+    # a manager lifts a suppressed address (every reason): gone already is done
+    "suppression.lift": Kind("DELETE", "/suppression/{email}", replay=ABSENT_IS_DONE),
 }
 
 # runs of consecutive jobs of one of these kinds may be sent concurrently

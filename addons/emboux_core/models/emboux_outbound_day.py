@@ -1,0 +1,37 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""A domain's outbound mail on one closed day (the connector's daily
+history, pulled by the "pull" cron: models/emboux_outbound_pull.py).
+Read-only here: the platform counts, Odoo reports (graph, pivot)."""
+
+from odoo import api, fields, models
+
+
+class EmbouxOutboundDay(models.Model):
+    _name = "emboux.outbound.day"
+    _description = "Email Hosting: outbound mail of a domain on one day"
+    _order = "day desc, domain_id"
+    _rec_name = "day"
+
+    domain_id = fields.Many2one("emboux.domain", required=True, readonly=True, index=True,
+                                ondelete="cascade")
+    tenant_id = fields.Many2one(related="domain_id.tenant_id", store=True, index=True, string="Tenant")
+    company_id = fields.Many2one(related="domain_id.company_id", store=True, index=True)
+    day = fields.Date(required=True, readonly=True, index=True, help="UTC day, closed by the daily reset.")
+    sent = fields.Integer(readonly=True, help="Recipients accepted for delivery that day.")
+    bytes = fields.Float(readonly=True, digits=(20, 0), help="Bytes sent that day.")  # pylint: disable=redefined-builtin
+    overage = fields.Integer(readonly=True, help="Recipients over a soft limit that day (billed).")
+    bounces = fields.Integer(readonly=True, help="Hard bounces reported that day.")
+    complaints = fields.Integer(readonly=True, help="Spam complaints reported that day.")
+    # a day's rates; a period's true rate is its bounces / its sent (pivot: the sums)
+    bounce_rate = fields.Float("Bounce rate (%)", compute="_compute_rates", store=True, digits=(16, 3),
+                               aggregator="avg")
+    complaint_rate = fields.Float("Complaint rate (%)", compute="_compute_rates", store=True, digits=(16, 3),
+                                  aggregator="avg")
+
+    _domain_day_unique = models.Constraint("UNIQUE (domain_id, day)", "One row per domain and day.")
+
+    @api.depends("sent", "bounces", "complaints")
+    def _compute_rates(self):
+        for rec in self:
+            rec.bounce_rate = round(100.0 * rec.bounces / rec.sent, 3) if rec.sent else 0.0
+            rec.complaint_rate = round(100.0 * rec.complaints / rec.sent, 3) if rec.sent else 0.0
