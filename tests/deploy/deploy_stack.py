@@ -22,8 +22,9 @@ BASE = os.environ.get("DEPLOY_BASE_IMAGE", "localhost/debian:bookworm")
 IMAGES = {"localhost/emboux-postgres:latest": "docker/Dockerfile.postgres",
           "localhost/emboux-connector:latest": "docker/Dockerfile.connector",
           "localhost/emboux-mail:latest": "docker/Dockerfile",
-          "localhost/emboux-odoo:latest": "docker/Dockerfile.odoo"}
-SERVICES = ("postgres", "init", "policyd", "mail", "connector", "scheduler", "odoo")
+          "localhost/emboux-odoo:latest": "docker/Dockerfile.odoo",
+          "localhost/emboux-webmail:latest": "docker/Dockerfile.webmail"}
+SERVICES = ("postgres", "init", "policyd", "mail", "connector", "scheduler", "odoo", "webmail")
 HOSTNAME = "mail.deploy.test"
 PASSWORD = "deploy horse 1"
 
@@ -51,7 +52,8 @@ def wait_until(fn, timeout=300, step=1.0):
 class Deployment:
     def __init__(self, tmp):
         self.project = f"embtest{uuid.uuid4().hex[:8]}"
-        self.ports = {k: free_port() for k in ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "API", "ODOO")}
+        self.ports = {k: free_port() for k in ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "API", "ODOO",
+                                               "WEBMAIL")}
         self.odoo_password = secrets.token_hex(12)
         self.api_key = secrets.token_hex(24)
         self.env_file = tmp / "mail.env"
@@ -70,10 +72,14 @@ class Deployment:
                          else line)
         self.env_file.write_text("\n".join(lines) + "\n")
         assert "change-me" not in "\n".join(ln for ln in lines if not ln.startswith("#"))
+        # EMBOUX_WEBMAIL_USE_HTTPS=false: the test's browser talks plain http to
+        # the published port (in production a TLS reverse proxy sits in front)
         self.env = dict(os.environ, EMBOUX_ENV_FILE=str(self.env_file), EMBOUX_BIND="127.0.0.1",
+                        EMBOUX_WEBMAIL_USE_HTTPS="false",
                         BASE_IMAGE=BASE, **{f"EMBOUX_PORT_{k}": str(v) for k, v in self.ports.items()})
         self.url = f"http://127.0.0.1:{self.ports['API']}"
         self.odoo_url = f"http://127.0.0.1:{self.ports['ODOO']}"
+        self.webmail_url = f"http://127.0.0.1:{self.ports['WEBMAIL']}"
         self.ca = tmp / "ca.pem"
 
     def compose(self, *args, check=True, timeout=600):
