@@ -17,6 +17,7 @@ TARGETS = {
     "domain": {"name": "example.com"},
     "alias": {"source": "@example.com"},
     "mailbox": {"email": "info@example.com"},
+    "suppression": {"email": "r+tag@example.org"},
 }
 
 # kind -> (target, body fields, expected method, path, body)
@@ -62,6 +63,7 @@ CASES = {
     "mailbox.quota": ("mailbox", dict(quota_mb=512), "PUT", "/users/info@example.com/quota", {"quota_mb": 512}),
     "mailbox.active": ("mailbox", dict(active=False), "PUT", "/users/info@example.com", {"active": False}),
     "mailbox.delete": ("mailbox", {}, "DELETE", "/users/info@example.com", None),
+    "suppression.lift": ("suppression", {}, "DELETE", "/suppression/r%2Btag@example.org", None),
 }
 
 
