@@ -12,6 +12,12 @@ export POSTFIX_QUEUE_DIR=/var/spool/postfix POSTFIX_DATA_DIR=/var/lib/postfix
 export POSTFIX_LOG=/dev/stdout POSTFIX_LOG_DIR=/dev/stdout
 export DOVECOT_INSTANCE=emboux DOVECOT_BASE_DIR=/run/dovecot DOVECOT_STATE_DIR=/var/lib/dovecot
 export DOVECOT_LOG=/dev/stderr DOVECOT_CONFIG_DIR=$ETC/dovecot
+# OpenDKIM's unix socket (below), main.cf's emboux_dkim_milter.
+export OPENDKIM_MILTER=unix:/run/opendkim/opendkim.sock
+# Inbound filter (docs/inbound.md): Rspamd's milter address for Postfix
+# (inet:host:port). Empty: no filtering -- this image has no Rspamd yet.
+export RSPAMD_MILTER="${RSPAMD_MILTER:-}"
+export RSPAMD_CONTROLLER="${RSPAMD_CONTROLLER:-}"   # host:port; empty: Junk moves train nothing
 
 : "${TLS_CERT:?TLS_CERT is not set (docker/mail.env.example)}" "${TLS_KEY:?TLS_KEY is not set}"
 : "${MAIL_HOSTNAME:?MAIL_HOSTNAME is not set}"

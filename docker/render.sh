@@ -1,7 +1,7 @@
 #!/bin/sh
 # Render the EmBoux mail-server templates: every {{NAME}} placeholder in docker/postfix/*
 # and docker/dovecot/* is replaced by the environment variable NAME.
-#   docker/render.sh OUTDIR       -> OUTDIR/postfix/..., OUTDIR/dovecot/..., OUTDIR/opendkim/...
+#   docker/render.sh OUTDIR       -> OUTDIR/postfix/..., OUTDIR/dovecot/... (sieve/ too), OUTDIR/opendkim/...
 #   docker/render.sh OUTDIR PART  -> only that part (e.g. opendkim)
 # Used by ./dev up (scripts/dev/stack-mail.sh) and by the container entry point
 # (docker/entrypoint.sh), so both run the same configuration. Fails on any
@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: render.sh OUTDIR [PART...]}
 shift
 umask 022
-for part in ${*:-postfix dovecot opendkim}; do
+for part in ${*:-postfix dovecot dovecot/sieve opendkim}; do
     [ -d "$here/$part" ] || continue
     mkdir -p "$out/$part"
     for tpl in "$here/$part"/*; do
@@ -37,6 +37,8 @@ if [ -d "$out/postfix" ]; then
 chmod 640 "$out/postfix/"pgsql-*.cf "$out/dovecot/"dovecot-sql*.conf.ext
 chgrp postfix "$out/postfix/"pgsql-*.cf 2>/dev/null || true
 fi
+# The program Dovecot's IMAPSieve pipes Junk moves to (trains Rspamd).
+if [ -f "$out/dovecot/sieve/rspamd-learn" ]; then chmod 755 "$out/dovecot/sieve/rspamd-learn"; fi
 # OpenDKIM (sending identity, issue 4): its config holds the same DB password.
 if [ -f "$out/opendkim/opendkim.conf" ]; then
     chmod 640 "$out/opendkim/opendkim.conf"

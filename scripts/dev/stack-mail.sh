@@ -14,7 +14,7 @@ MAIL_DIR="$VAR/mail"
 MAIL_ETC="$MAIL_DIR/etc"
 POSTFIX_CONF_DIR="$MAIL_ETC/postfix"
 DOVECOT_CONF="$MAIL_ETC/dovecot/dovecot.conf"
-MAIL_PKGS="postfix postfix-pgsql dovecot-imapd dovecot-lmtpd dovecot-pgsql openssl postsrsd"
+MAIL_PKGS="postfix postfix-pgsql dovecot-imapd dovecot-lmtpd dovecot-pgsql openssl postsrsd dovecot-sieve dovecot-managesieved"
 
 mail_install() {
     local need=0 p

@@ -3,6 +3,7 @@
 from . import (aliases, api_keys, changes, domains, feeds, health, identity, meta, outbound, ownership,
                partners, retention, suppression, users, webhooks)
 from . import bimi, clientsetup, mailboxes, mtasts
+from . import spam
 
 BLUEPRINTS = [
     health.bp, meta.bp,
@@ -15,4 +16,5 @@ BLUEPRINTS = [
     feeds.bp,                               # incremental feeds for the back office
     mailboxes.bp,                           # seed 004's idempotent provisioning
     clientsetup.bp, mtasts.bp, bimi.bp,     # public: mail-client setup, MTA-STS, BIMI logos
+    spam.bp,                                # inbound protection: spam settings, Rspamd's map
 ]

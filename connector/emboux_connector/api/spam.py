@@ -1,0 +1,101 @@
+"""Inbound spam settings of a domain (issue 17, docs/inbound.md): the
+thresholds for Junk and for refusal at SMTP, greylisting, allow and block
+lists -- and the Rspamd settings map made of them, which Rspamd polls
+(from an address listed in RSPAMD_MAP_CLIENTS)."""
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+
+from flask import Blueprint, Response, request
+from marshmallow import fields
+
+from .. import names, schemas, settings, spam
+from ..errors import ApiError
+from ..routing import endpoint
+from ..tenancy import visible_domain
+
+bp = Blueprint("spam", __name__)
+
+
+class SpamSettingsBody(schemas.Body):
+    junk_score = fields.Raw(metadata={"type": "number", "description":
+                                      "score from which mail goes to Junk (default 6)"})
+    reject_score = fields.Raw(metadata={"type": "number", "description":
+                                        "score from which mail is refused at SMTP with 5xx (default 15); "
+                                        "above junk_score"})
+    greylisting = fields.Raw(metadata={"type": "boolean", "description":
+                                       "greylist suspicious mail from unknown senders (default false)"})
+    allow_senders = fields.Raw(metadata={"type": "array", "items": {"type": "string"}, "description":
+                                         "addresses or @domains whose mail scores lower (at most 1000)"})
+    block_senders = fields.Raw(metadata={"type": "array", "items": {"type": "string"}, "description":
+                                         "addresses or @domains whose mail is refused (at most 1000)"})
+
+
+def _out(row, s):
+    return {"domain": row["name"], **s}
+
+
+@endpoint(bp, "/domains/<name>/spam", "GET", role="either", tag="inbound protection",
+          summary="A domain's spam settings: Junk and reject thresholds, greylisting, allow and block lists")
+def get_spam(cur, caller, name):
+    row = visible_domain(cur, caller, names.domain_name(name))
+    return _out(row, spam.load(cur, row["id"]))
+
+
+@endpoint(bp, "/domains/<name>/spam", "PUT", role="either", body=SpamSettingsBody, tag="inbound protection",
+          summary="Change a domain's spam settings (the fields given); Rspamd applies them within seconds")
+def put_spam(cur, caller, name, body):
+    """Fields not given keep their value. 400 `invalid_field` naming the field
+    (junk_score must stay below reject_score; an entry on both lists), and
+    nothing is written."""
+    row = visible_domain(cur, caller, names.domain_name(name), lock=True)
+    new = spam.merge(spam.load(cur, row["id"]), body)
+    spam.store(cur, row["id"], new)
+    return _out(row, new)
+
+
+def _map_caller_ok():
+    """Rspamd is recognised by the address it connects from (no secret: Rspamd
+    prints its map URLs, credentials included, in its log)."""
+    allowed = settings.get("RSPAMD_MAP_CLIENTS")
+    if not allowed:
+        raise ApiError(404, "The Rspamd settings map is not configured (RSPAMD_MAP_CLIENTS)",
+                       code="rspamd_map_not_configured")
+    try:
+        client = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        client = None
+    for net in allowed.replace(",", " ").split():
+        try:
+            if client is not None and client in ipaddress.ip_network(net, strict=False):
+                return
+        except ValueError:
+            continue
+    raise ApiError(403, "This address may not read the Rspamd settings map", code="forbidden")
+
+
+@endpoint(bp, "/mailserver/rspamd/settings", "GET", role=None, media="application/json", errors=(403, 404),
+          tag="inbound protection",
+          summary="Rspamd's settings map of every domain's spam settings (read by Rspamd; RSPAMD_MAP_CLIENTS)")
+def rspamd_settings_map(cur, caller):
+    """Last-Modified / If-Modified-Since: 304 while nothing changed."""
+    _map_caller_ok()
+    text, changed = spam.map_text(cur)
+    resp = Response(text, status=200, mimetype="application/json")
+    if changed is not None:
+        # whole seconds, rounded up; a change in the second after is newer
+        stamp = changed.replace(microsecond=0)
+        if stamp < changed:
+            stamp += timedelta(seconds=1)
+        since = request.headers.get("If-Modified-Since")
+        if since:
+            try:
+                if changed < parsedate_to_datetime(since):
+                    return Response(status=304)
+            except (TypeError, ValueError):
+                pass
+        if stamp <= datetime.now(UTC):
+            resp.headers["Last-Modified"] = format_datetime(stamp, usegmt=True)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
