@@ -18,6 +18,22 @@ need() {
 need POSTGRES_PASSWORD MAILDB_PASSWORD POSTFIX_DB_USER POSTFIX_DB_PASSWORD DOVECOT_DB_USER \
      DOVECOT_DB_PASSWORD OPENDKIM_DB_USER OPENDKIM_DB_PASSWORD DB_HOST DB_PORT DB_NAME \
      ODOO_DB_USER ODOO_DB_PASSWORD ODOO_DB_NAME
+# Every service depends on this one: it checks the settings of all of them
+# first (each service checks its own again at start), so that a bad env file
+# stops the deployment before anything is created -- no half-started stack.
+need EMBOUX_API_KEY MAIL_HOSTNAME ODOO_ADMIN_PASSWORD ODOO_MASTER_PASSWORD
+for v in DB_PORT SMTP_PORT SUBMISSION_PORT SUBMISSIONS_PORT IMAP_PORT IMAPS_PORT POLICYD_PORT OPENDKIM_PORT \
+         VMAIL_UID VMAIL_GID MESSAGE_SIZE_LIMIT; do
+    eval "val=\${$v:-}"
+    case "$val" in ''|*[!0-9]*) echo "init: $v must be a number (got '$val')" >&2; exit 64 ;; esac
+done
+printf '%s' "$MAIL_HOSTNAME" | grep -Eq '^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$' \
+    || { echo "init: MAIL_HOSTNAME must be a fully qualified host name (got '$MAIL_HOSTNAME')" >&2; exit 64; }
+[ ${#EMBOUX_API_KEY} -ge 16 ] || { echo "init: EMBOUX_API_KEY is shorter than 16 characters" >&2; exit 64; }
+[ ${#ODOO_ADMIN_PASSWORD} -ge 12 ] || { echo "init: ODOO_ADMIN_PASSWORD is shorter than 12 characters" >&2; exit 64; }
+case "$ODOO_DB_NAME" in
+    *[!a-z0-9_]*) echo "init: ODOO_DB_NAME must be lowercase letters, digits and _ (got '$ODOO_DB_NAME')" >&2; exit 64 ;;
+esac
 export PGPASSWORD="$POSTGRES_PASSWORD" PGHOST="$DB_HOST" PGPORT="$DB_PORT" PGUSER=postgres \
        PGOPTIONS="-c client_min_messages=warning"
 i=0

@@ -38,13 +38,7 @@ def deployment(tmp_path_factory):
         print(f"\ndeployment: images {built - started:.0f} s, up and healthy {time.monotonic() - built:.0f} s")
         yield d
     finally:
-        d.compose("down", "-v", check=False, timeout=300)
-        run("podman", "network", "rm", "-f", f"{d.project}_default", check=False)
-        # every named volume of the project, whichever services added them
-        names = run("podman", "volume", "ls", "--format", "{{.Name}}", check=False).stdout.split()
-        for v in names:
-            if v.startswith(f"{d.project}_"):
-                run("podman", "volume", "rm", "-f", v, check=False)
+        d.remove()
 
 
 @pytest.fixture(scope="session")

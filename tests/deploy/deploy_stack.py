@@ -86,6 +86,15 @@ class Deployment:
         return run("podman-compose", "-p", self.project, "-f", str(COMPOSE), *args,
                    env=self.env, cwd=ROOT, check=check, timeout=timeout)
 
+    def remove(self):
+        """Everything the project started: containers, network, every named volume."""
+        self.compose("down", "-v", check=False, timeout=300)
+        run("podman", "network", "rm", "-f", f"{self.project}_default", check=False)
+        names = run("podman", "volume", "ls", "--format", "{{.Name}}", check=False).stdout.split()
+        for v in names:
+            if v.startswith(f"{self.project}_"):
+                run("podman", "volume", "rm", "-f", v, check=False)
+
     def container(self, service):
         return f"{self.project}_{service}_1"
 

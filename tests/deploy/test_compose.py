@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from deploy_stack import BASE, PASSWORD, run, wait_until
+from deploy_stack import BASE, PASSWORD, Deployment, run, wait_until
 
 
 def test_health_and_every_healthcheck(deployment):
@@ -156,6 +156,33 @@ def test_a_malformed_setting_stops_the_service_naming_it(deployment, tmp_path, i
             check=False, timeout=120)
     assert r.returncode == 64, r.stdout + r.stderr
     assert said in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_a_bad_env_file_stops_the_deployment_before_anything_is_created(deployment, tmp_path):
+    """A second deployment whose env file has one malformed mail setting:
+    init (every service depends on it) refuses it before creating a role or
+    a database, the mail service refuses it too, and nothing serves."""
+    bad = Deployment(tmp_path)
+    text = bad.env_file.read_text()
+    bad.env_file.write_text(text.replace("\nSMTP_PORT=25\n", "\nSMTP_PORT=25x\n"))
+    assert "SMTP_PORT=25x" in bad.env_file.read_text()
+    try:
+        bad.compose("up", "-d", "--no-build")
+        state = lambda s: run("podman", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",  # noqa: E731
+                              bad.container(s), check=False).stdout.split()
+        assert wait_until(lambda: state("init") == ["exited", "64"] and state("mail") == ["exited", "64"],
+                          timeout=300), (state("init"), state("mail"), bad.logs())
+        for s in ("init", "mail"):
+            log = run("podman", "logs", bad.container(s), check=False)
+            assert "SMTP_PORT must be a number (got '25x')" in log.stdout + log.stderr, s
+        assert wait_until(lambda: run("podman", "exec", bad.container("postgres"), "pg_isready", "-q", "-h",
+                                      "/var/run/postgresql", check=False).returncode == 0, timeout=120)
+        dbs = bad.exec("postgres", "runuser", "-u", "postgres", "--", "psql", "-h", "/var/run/postgresql", "-qAt",
+                       "-d", "postgres", "-c", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database "
+                       "WHERE datname NOT IN ('postgres', 'template0', 'template1')").stdout.strip()
+        assert dbs == "", dbs
+    finally:
+        bad.remove()
 
 
 def test_backup_and_restore_as_the_readme_says(deployment, hosted, tmp_path):
