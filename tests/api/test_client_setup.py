@@ -1,6 +1,6 @@
 """Mail-client setup documents (issue 14): public, token-less, hosted domains
 only; Outlook's POX request parsed safely. The end-to-end lookup and login
-is tests/mail/test_client_setup.py."""
+is tests/mail/test_client_discovery.py."""
 
 import plistlib
 import uuid
