@@ -14,9 +14,9 @@ class EmbouxDnsRecord(models.Model):
 
     domain_id = fields.Many2one("emboux.domain", required=True, index=True, ondelete="cascade")
     sequence = fields.Integer(default=10)
-    record = fields.Char("Record", readonly=True, help="What the record is for: MX, SPF, DKIM, DMARC, BIMI...")
+    record = fields.Char(readonly=True, help="What the record is for: MX, SPF, DKIM, DMARC, BIMI...")
     record_type = fields.Char("Type", readonly=True, help="DNS type: MX, TXT, CNAME...")
-    name = fields.Char("Name", readonly=True, help="The DNS name to publish the record at.")
+    name = fields.Char(readonly=True, help="The DNS name to publish the record at.")
     expected = fields.Char("Value to publish", readonly=True)
     found = fields.Text("Found in DNS", readonly=True)
     status = fields.Selection([("ok", "OK"), ("missing", "Missing"), ("wrong", "Wrong")], readonly=True)
