@@ -36,6 +36,8 @@ done
 if [ -d "$out/postfix" ]; then
 chmod 640 "$out/postfix/"pgsql-*.cf "$out/dovecot/"dovecot-sql*.conf.ext
 chgrp postfix "$out/postfix/"pgsql-*.cf 2>/dev/null || true
+# Dovecot's dict process (user dovecot) reads the quota-usage dict's DB password.
+chgrp dovecot "$out/dovecot/dovecot-sql-dict.conf.ext" 2>/dev/null || true
 fi
 # The program Dovecot's IMAPSieve pipes Junk moves to (trains Rspamd).
 if [ -f "$out/dovecot/sieve/rspamd-learn" ]; then chmod 755 "$out/dovecot/sieve/rspamd-learn"; fi
