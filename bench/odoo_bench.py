@@ -9,7 +9,15 @@ dev stack, e.g.
    Target: <= 30 s.
 2. Open a list of 10,000 mailboxes (the web client's `web_search_read` of
    the list view, first page + count). Target: <= 1 s.
-Everything is created under a throw-away tenant and deleted at the end."""
+3. The outbound pull (issue 11, models/emboux_outbound_pull.py) of 10,000
+   domains' counters and 30 days of their history (300,000 days), from
+   empty cursors: target <= 20 s; then an incremental pull after 100
+   counters changed: target <= 2 s; then a pull with nothing new.
+4. Open the outbound dashboard's graph (its `formatted_read_group`: sent per
+   day and tenant) over 365 days x 1,000 domains. Target: <= 1 s.
+Everything is created under a throw-away tenant and deleted at the end.
+`odoo_bench.py pull [--keep]` runs 3 and 4 only (--keep: leave the data for a look, then
+`odoo_bench.py cleanup <ref>`), `odoo_bench.py mailboxes` 1 and 2."""
 
 import json
 import pathlib
@@ -61,6 +69,19 @@ def call_kw(cookie, model, method, args, kwargs):
 
 
 def main():
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if which == "cleanup":
+        cleanup_pull(Odoo(), sys.argv[2])
+        return 0
+    ok = True
+    if which in ("all", "mailboxes"):
+        ok = bench_mailboxes() == 0 and ok
+    if which in ("all", "pull"):
+        ok = bench_pull() == 0 and ok
+    return 0 if ok else 1
+
+
+def bench_mailboxes():
     odoo = Odoo()
     ref = "bench-" + uuid.uuid4().hex[:8]
     partner = odoo("res.partner", "create", {"name": f"Benchmark {ref}"})
@@ -113,6 +134,115 @@ def main():
     finally:
         odoo("emboux.domain", "unlink", [dom_id])
         odoo("emboux.tenant", "unlink", [tenant])
+
+
+
+# --- 3 and 4: the outbound pull and the dashboard's graph ---------------------------
+PULL_DOMAINS, PULL_DAYS, GRAPH_DOMAINS, GRAPH_DAYS = 10_000, 30, 1_000, 365
+FEED_CURSORS = "emboux.outbound_feed_cursor."
+
+
+def maildb_run(sql, params=None):
+    conn = psycopg2.connect(ENV["MAILDB_DSN"])
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.rowcount
+    finally:
+        conn.close()
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - t0
+
+
+def bench_pull():
+    """The platform's rows are written straight into the mail DB (as the
+    policy daemon and reset-daily would: the triggers stamp them for the
+    feeds); the domains in Odoo are created without sync (they exist on the
+    platform already). The pull cron is paused meanwhile so that it does not
+    pull the data before the measured pull does."""
+    odoo = Odoo()
+    ref = "bench-" + uuid.uuid4().hex[:8]
+    suffix = f".{ref}.emboux-bench.test"
+    quiet = {"emboux_no_sync": True, "tracking_disable": True, "mail_create_nolog": True}
+    cron = odoo("ir.model.data", "search_read", [("module", "=", "emboux_core"), ("name", "=", "cron_outbound_pull")],
+                fields=["res_id"])[0]["res_id"]
+    odoo("ir.cron", "write", [cron], {"active": False})
+    partner = odoo("res.partner", "create", {"name": f"Benchmark {ref}"})
+    tenant = odoo("emboux.tenant", "create", {"name": f"Benchmark {ref}", "partner_id": partner, "partner_ref": ref},
+                  context=quiet)
+    try:
+        t0 = time.perf_counter()
+        for start in range(0, PULL_DOMAINS, 2000):
+            odoo("emboux.domain", "create", [{"name": f"p{i:05d}{suffix}", "tenant_id": tenant}
+                                             for i in range(start, start + 2000)], context=quiet)
+        # Master-owned on the platform (no partner_ref): the change feed leaves them alone.
+        maildb_run("INSERT INTO domains (name) SELECT 'p' || lpad(i::text, 5, '0') || %s "
+                   "FROM generate_series(0, %s - 1) i", (suffix, PULL_DOMAINS))
+        maildb_run("UPDATE outbound_counters c SET sent_today = d.id %% 97, sent_month = d.id %% 9973, "
+                   "bytes_month = (d.id %% 9973) * 20000, bounce_count = d.id %% 7, complaint_count = d.id %% 3 "
+                   "FROM domains d WHERE d.id = c.domain_id AND d.name LIKE %s", ("%" + suffix,))
+        maildb_run("INSERT INTO outbound_history (domain_id, day, sent, bytes, overage, bounces, complaints) "
+                   "SELECT d.id, current_date - g, (d.id + g) %% 500, ((d.id + g) %% 500) * 20000, 0, g %% 4, g %% 2 "
+                   "FROM domains d, generate_series(1, %s) g WHERE d.name LIKE %s", (PULL_DAYS, "%" + suffix))
+        print(f"  (set-up: {PULL_DOMAINS:,} domains in Odoo and the mail DB, {PULL_DOMAINS * PULL_DAYS:,} days of "
+              f"history: {time.perf_counter() - t0:.1f} s)")
+
+        cursors = odoo("ir.config_parameter", "search", [("key", "=like", FEED_CURSORS + "%")])
+        odoo("ir.config_parameter", "unlink", cursors)
+        first, t_first = timed(lambda: odoo("emboux.outbound.pull", "action_pull_now"))
+        print(f"first pull (empty cursors: every domain of the platform): {t_first:.1f} s (target <= 20 s); {first}")
+
+        maildb_run("UPDATE outbound_counters c SET sent_today = sent_today + 1, sent_month = sent_month + 1 "
+                   "FROM domains d WHERE d.id = c.domain_id AND d.name LIKE %s AND d.id %% 100 = 0", ("%" + suffix,))
+        incr, t_incr = timed(lambda: odoo("emboux.outbound.pull", "action_pull_now"))
+        print(f"incremental pull, 100 counters changed: {t_incr * 1000:.0f} ms (target <= 2 s); {incr}")
+        idle, t_idle = timed(lambda: odoo("emboux.outbound.pull", "action_pull_now"))
+        print(f"pull with nothing new: {t_idle * 1000:.0f} ms; {idle}")
+
+        # 4. a year of history for 1,000 of them, pulled, then the graph the dashboard opens
+        maildb_run("INSERT INTO outbound_history (domain_id, day, sent, bytes, overage, bounces, complaints) "
+                   "SELECT d.id, current_date - g, (d.id + g) %% 500, 0, 0, g %% 4, 0 "
+                   "FROM domains d, generate_series(%s + 1, %s) g WHERE d.name LIKE %s "
+                   "AND d.name < %s", (PULL_DAYS, GRAPH_DAYS, "%" + suffix, f"p{GRAPH_DOMAINS:05d}{suffix}"))
+        year, t_year = timed(lambda: odoo("emboux.outbound.pull", "action_pull_now"))
+        print(f"  (pull of {year['history']:,} more days: {t_year:.1f} s)")
+        cookie = web_session()
+        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - GRAPH_DAYS * 86400))
+        domain = [("tenant_id", "=", tenant), ("domain_id.name", "<", f"p{GRAPH_DOMAINS:05d}{suffix}"),
+                  ("day", ">=", since)]
+        timings = []
+        for _ in range(5):
+            groups, t = timed(lambda: call_kw(cookie, "emboux.outbound.day", "formatted_read_group", [], {
+                "domain": domain, "groupby": ["day:day", "tenant_id"], "aggregates": ["__count", "sent:sum"]}))
+            timings.append(t)
+        rows = sum(g["__count"] for g in groups)
+        print(f"open the outbound graph, {GRAPH_DAYS} days x {GRAPH_DOMAINS:,} domains ({rows:,} rows, {len(groups)} "
+              f"points): best {min(timings) * 1000:.0f} ms, worst {max(timings) * 1000:.0f} ms (target <= 1 s)")
+        ok = t_first <= 20 and t_incr <= 2 and max(timings) <= 1 and incr["counters"] == 100
+        return 0 if ok else 1
+    finally:
+        odoo("ir.cron", "write", [cron], {"active": True})
+        if "--keep" in sys.argv:
+            print(f"  (kept for a look: remove with `odoo_bench.py cleanup {ref}`)")
+        else:
+            cleanup_pull(odoo, ref)
+
+
+def cleanup_pull(odoo, ref):
+    suffix = f".{ref}.emboux-bench.test"
+    quiet = {"emboux_no_sync": True, "tracking_disable": True}
+    tenants = odoo("emboux.tenant", "search", [("partner_ref", "=", ref)], context={"active_test": False})
+    ids = odoo("emboux.domain", "search", [("tenant_id", "in", tenants)], context={"active_test": False})
+    for start in range(0, len(ids), 2000):
+        odoo("emboux.domain", "unlink", ids[start:start + 2000], context=quiet)
+    odoo("emboux.tenant", "unlink", tenants, context=quiet)
+    maildb_run("DELETE FROM domains WHERE name LIKE %s", ("%" + suffix,))
+    for table in ("outbound_retained", "outbound_retained_history"):
+        maildb_run(f"DELETE FROM {table} WHERE domain_name LIKE %s", ("%" + suffix,))
 
 
 if __name__ == "__main__":

@@ -158,25 +158,25 @@ def test_suppression_feed_adds_and_lifts_only_the_callers_entries(api, make_tena
     mine, theirs = f"x{a.partner_ref}@example.org", f"y{b.partner_ref}@example.org"
     sql("INSERT INTO suppression (email, reason, source_domain, provider) VALUES "
         "(%s, 'bounce', %s, 'ses'), (%s, 'complaint', %s, 'mailgun')", (mine, dom, theirs, other))
-    got, cursor = pull_until(a, "suppression/feed", None, lambda e: bool(e))
+    got, cursor = pull_until(a, "outbound/feed/suppression", None, lambda e: bool(e))
     assert [(e["email"], e["reason"], e["source_domain"], e["provider"], e["removed"]) for e in got] == \
         [(mine, "bounce", dom, "ses", False)]
-    assert pull(a, "suppression/feed", cursor)[0] == []
+    assert pull(a, "outbound/feed/suppression", cursor)[0] == []
 
     # a client cannot lift, even its own; the master can, and the lift is fed as removed
     assert a.delete(f"/suppression/{mine}").status_code == 403
     assert api.delete(f"/suppression/{mine}").status_code == 200
-    got, cursor = pull_until(a, "suppression/feed", cursor, lambda e: bool(e))
+    got, cursor = pull_until(a, "outbound/feed/suppression", cursor, lambda e: bool(e))
     assert [(e["email"], e["removed"]) for e in got] == [(mine, True)]
-    assert pull(a, "suppression/feed", cursor)[0] == []
+    assert pull(a, "outbound/feed/suppression", cursor)[0] == []
 
-    b_entries = pull_until(b, "suppression/feed", None, lambda e: bool(e))[0]
+    b_entries = pull_until(b, "outbound/feed/suppression", None, lambda e: bool(e))[0]
     assert [e["email"] for e in b_entries] == [theirs], "another tenant's entries are never shown"
-    assert mine not in {e["email"] for e in pull(b, "suppression/feed")[0]}
+    assert mine not in {e["email"] for e in pull(b, "outbound/feed/suppression")[0]}
     assert api.delete(f"/suppression/{theirs}").status_code == 200
 
 
-@pytest.mark.parametrize("feed", ["outbound/feed/counters", "outbound/feed/history", "suppression/feed"])
+@pytest.mark.parametrize("feed", ["outbound/feed/counters", "outbound/feed/history", "outbound/feed/suppression"])
 @pytest.mark.parametrize("params,code", [
     ({"cursor": "garbage"}, "invalid_cursor"),
     ({"cursor": "counters.1.2"}, "invalid_cursor"),
@@ -201,7 +201,7 @@ def test_hostile_cursors_and_page_sizes_are_refused(tenant, feed, params, code):
 
 def test_another_feeds_cursor_is_refused_and_a_future_one_answers_nothing(tenant):
     _, cursor, _ = pull(tenant, "outbound/feed/counters")
-    r = tenant.get("/suppression/feed", params={"cursor": cursor})
+    r = tenant.get("/outbound/feed/suppression", params={"cursor": cursor})
     assert r.status_code == 400 and r.json()["code"] == "invalid_cursor", r.text
     far = "counters.999999999999999999.0.0"
     r = tenant.get("/outbound/feed/counters", params={"cursor": far})
@@ -209,6 +209,6 @@ def test_another_feeds_cursor_is_refused_and_a_future_one_answers_nothing(tenant
 
 
 def test_feeds_need_a_valid_token(api):
-    for feed in ("outbound/feed/counters", "outbound/feed/history", "suppression/feed"):
+    for feed in ("outbound/feed/counters", "outbound/feed/history", "outbound/feed/suppression"):
         r = api.get(f"/{feed}", token="not-a-token")
         assert r.status_code == 403 and r.json()["code"] == "auth_invalid_key", r.text

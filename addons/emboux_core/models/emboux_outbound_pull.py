@@ -1,7 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """The "pull" cron: outbound counters, the daily history and the suppression
 list, from the connector's incremental feeds (GET /outbound/feed/counters,
-/outbound/feed/history, /suppression/feed). Each feed is read from the
+/outbound/feed/history, /outbound/feed/suppression). Each feed is read from the
 cursor of the last page applied, one request per page of up to 5,000 rows
 (10,000 domains: two requests), never one per domain.
 
@@ -23,7 +23,7 @@ _logger = logging.getLogger(__name__)
 
 PAGE = 5000
 FEEDS = {"counters": "/outbound/feed/counters", "history": "/outbound/feed/history",
-         "suppression": "/suppression/feed"}
+         "suppression": "/outbound/feed/suppression"}
 CURSOR_PARAM = "emboux.outbound_feed_cursor.%s"
 
 # emboux.domain's counter fields (models/emboux_domain_outbound.py: the API's

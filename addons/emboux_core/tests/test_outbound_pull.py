@@ -173,7 +173,8 @@ class TestOutboundPull(EmbouxCase):
         token = r.json()["token"]
         seen, cursor = [], None
         while True:
-            page = api("GET", "/suppression/feed", token=token, params={"cursor": cursor} if cursor else {}).json()
+            params = {"cursor": cursor} if cursor else {}
+            page = api("GET", "/outbound/feed/suppression", token=token, params=params).json()
             seen += [e["email"] for e in page["entries"]]
             cursor = page["next_cursor"]
             if not page["more"]:

@@ -174,7 +174,7 @@ def history_feed(cur, caller, query):
     return _page(cur, caller, "history", query, HISTORY_SQL, history_json)
 
 
-@endpoint(bp, "/suppression/feed", "GET", role="either", query=FeedQuery,
+@endpoint(bp, "/outbound/feed/suppression", "GET", role="either", query=FeedQuery,
           summary="Suppression entries added or removed since the cursor (paged)")
 def suppression_feed(cur, caller, query):
     """Entries added (`removed: false`) or lifted (`removed: true`: delete

@@ -1,6 +1,6 @@
 -- Incremental feeds for the back office (issue 11): per-domain outbound
 -- counters, the daily history and the suppression list, read page by page
--- (GET /outbound/feed/counters, /outbound/feed/history, /suppression/feed;
+-- (GET /outbound/feed/counters, /outbound/feed/history, /outbound/feed/suppression;
 -- api/feeds.py), so that 10,000 domains cost one request per page and a
 -- second pull with nothing new returns nothing.
 --
