@@ -70,6 +70,16 @@ runuser -u www-data -- env ROUNDCUBE_CONFIG_DIR="$ETC" /usr/share/roundcube/bin/
     --package=roundcube --dir=/usr/share/roundcube/SQL
 
 /usr/sbin/apache2 -t -f "$ETC/apache2.conf"
+# Serve only once the connector answers (any status): it exists only after
+# init accepted the env file and migrated the DB, so a bad env file leaves
+# the webmail waiting, not serving a half-started platform (podman-compose
+# ignores depends_on conditions).
+n=0
+until php -r '$c = stream_context_create(["http" => ["ignore_errors" => true, "timeout" => 5]]);
+              exit(@file_get_contents($argv[1], false, $c) === false ? 1 : 0);' "$WEBMAIL_PASSWORD_API/health"; do
+    [ $((n % 30)) -eq 0 ] && echo "webmail: waiting for the connector at $WEBMAIL_PASSWORD_API"
+    n=$((n + 1)); sleep 2
+done
 rm -f "$WEBMAIL_RUN_DIR/apache2.pid"
 # The env file holds every service's secrets (DB passwords, the master
 # token): Apache and PHP start with an empty environment, so that nothing
