@@ -18,13 +18,17 @@ class Zones:
         host, _, port = env["DNS_RESOLVER"].rpartition(":")
         self.resolver = (host, int(port))
         self.created = []
+        self.serials = {}
 
     def _ctl(self, *args):
         return subprocess.run(["nsd-control", "-c", self.conf, *args], capture_output=True, text=True, timeout=20)
 
     def write(self, zone, records):
+        # a new serial at every write, two in the same second included: the
+        # wait below recognises the new zone by its serial
+        serial = self.serials[zone] = max(int(time.time()), self.serials.get(zone, 0) + 1)
         lines = [f"$ORIGIN {zone}.", "$TTL 1",
-                 f"@ IN SOA ns.{zone}. hostmaster.{zone}. ({int(time.time())} 60 60 60 1)",
+                 f"@ IN SOA ns.{zone}. hostmaster.{zone}. ({serial} 60 60 60 1)",
                  f"@ IN NS ns.{zone}.", "ns IN A 127.0.0.1"]
         for name, rtype, rdata in records:
             if rtype == "TXT":
