@@ -28,12 +28,12 @@ Each figure is printed with the ratio EmBoux / reference. The tenant, domain
 and reference instance are removed afterwards. See docs/benchmarks.md.
 """
 import argparse
+import contextlib
 import os
 import pathlib
 import shutil
 import smtplib
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -254,6 +254,11 @@ class Reference:
         self.env, self.tenant, self.dkim_milter = env, tenant, dkim_milter
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="mailpath-ref-", dir="/tmp"))
         self.smtp_port, self.submission_port, self.submission_dkim_port = free_port(), free_port(), free_port()
+        self.smtp_milter_port = free_port()
+        # EmBoux's port-25 milters (Rspamd), as its Postfix names them
+        self.inbound_milters = subprocess.run(
+            ["postconf", "-c", env["POSTFIX_CONFIG_DIR"], "-xh", "smtpd_milters"],
+            capture_output=True, text=True).stdout.strip()
         self.vmail = self.root / "vmail"
         self.started = []
 
@@ -280,6 +285,9 @@ class Reference:
         cert, key = self.env["MAIL_TLS_CERT"], str(pathlib.Path(self.env["MAIL_TLS_CERT"]).with_name("key.pem"))
         (etc / "main.cf").write_text(REF_MAIN.format(root=r, cert=cert, key=key, sink=self.env["OUTBOUND_SINK_PORT"]))
         master = f"{self.smtp_port} inet n - n - - smtpd\n"
+        # ablation: the reference's port 25 plus EmBoux's inbound milters
+        master += (f"{self.smtp_milter_port} inet n - n - - smtpd\n"
+                   f"  -o smtpd_milters={self.inbound_milters.replace(' ', '')}\n")
         master += REF_SUBMISSION.format(port=self.submission_port)
         # ablation: the reference's submission plus EmBoux's OpenDKIM as its milter
         master += REF_SUBMISSION.format(port=self.submission_dkim_port)
@@ -305,7 +313,7 @@ class Reference:
             time.sleep(0.05)
         self._run("postfix", "-c", str(etc), "start")
         self.started.append("postfix")
-        for p in (self.smtp_port, self.submission_port, self.submission_dkim_port):
+        for p in (self.smtp_port, self.submission_port, self.submission_dkim_port, self.smtp_milter_port):
             if not wait_port(p, 15):
                 raise RuntimeError(f"reference Postfix not listening on {p} (see {r}/postfix.log)")
 
@@ -334,10 +342,8 @@ class Target:
         for u in users:
             local, dom = u.split("@")
             for sub in ("new", "cur"):
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     n += len(os.listdir(self.vmail / dom / local / "Maildir" / sub))
-                except FileNotFoundError:
-                    pass
         return n
 
 
@@ -469,7 +475,7 @@ class Proxymap:
         self.sock.settimeout(0.2)
         try:  # newer Postfix announces its protocol first
             self.buf = self.sock.recv(4096)
-        except socket.timeout:
+        except TimeoutError:
             self.buf = b""
         self.buf = b"" if self.buf.startswith(b"protocol\0") else self.buf
         self.sock.settimeout(10)
@@ -556,6 +562,52 @@ def ratio(a, b):
     return f"{a / b:5.2f}x" if b else "   - "
 
 
+def run_inbound(emboux, reference, tenant, scale, conns_list):
+    print("\ninbound                          EmBoux accept / delivered      reference accept / delivered"
+          "    ratio accept / delivered")
+    for size, n in ((4096, int(800 * scale)), (102400, int(300 * scale))):
+        for conns in conns_list:
+            res = {}
+            for tg in (reference, emboux):
+                res[tg.name] = inbound(tg, tenant.users, conns, size, n)
+            e, r = res["EmBoux"], res["reference"]
+            print(f"  {size // 1024:3d} KB x {n:4d}, {conns:2d} conn    {e[0]:8.1f} / {e[1]:7.1f} msg/s      "
+                  f"{r[0]:8.1f} / {r[1]:7.1f} msg/s     {ratio(e[0], r[0])} / {ratio(e[1], r[1])}"
+                  + (f"   errors: EmBoux {e[2][:2]} reference {r[2][:2]}" if e[2] or r[2] else ""))
+
+
+def run_latency(emboux, reference, ref, tenant, n):
+    le = command_latency(emboux, tenant.users, n)
+    lr = command_latency(reference, tenant.users, n)
+    lm = None
+    if ref.inbound_milters:
+        lm = command_latency(Target("reference + milters", ref.smtp_milter_port, None, ref.vmail), tenant.users, n)
+    print(f"\nper command on one warm inbound connection ({n} transactions), ms"
+          "\n        EmBoux p50 / p99    reference p50 / p99   ratio p50"
+          + (f"   reference + EmBoux's milters ({ref.inbound_milters}) p50 / p99" if lm else ""))
+    for cmd in ("MAIL", "RCPT", "DATA"):
+        print(f"  {cmd:4s}  {le[cmd][0]:6.2f} / {le[cmd][1]:6.2f}      {lr[cmd][0]:6.2f} / {lr[cmd][1]:6.2f}"
+              f"        {ratio(le[cmd][0], lr[cmd][0])}"
+              + (f"          {lm[cmd][0]:6.2f} / {lm[cmd][1]:6.2f}" if lm else ""))
+
+
+def run_submission(emboux, ref, tenant, n):
+    print("\nsubmission (STARTTLS, AUTH once per connection, 4 KB to an outside address)"
+          "\n                      accept msg/s   per message p50 / p99 ms   AUTH p50 ms")
+    results = {}
+    for conns in (1, 4):
+        for name, port in (("reference", ref.submission_port),
+                           (f"reference + EmBoux's DKIM milter ({ref.dkim_milter})", ref.submission_dkim_port),
+                           ("EmBoux", emboux.submission_port)):
+            rate, p50, p99, auth, errs = submission(port, tenant.sender, conns, n)
+            results[(name, conns)] = (rate, p50)
+            print(f"  {conns} conn {name:34s} {rate:7.1f}    {p50:6.2f} / {p99:6.2f}        {auth:6.2f}"
+                  + (f"   errors: {len(errs)} {errs[:2]}" if errs else ""))
+        e, r = results[("EmBoux", conns)], results[("reference", conns)]
+        print(f"  {conns} conn ratio EmBoux / reference: accept {ratio(e[0], r[0])}, "
+              f"latency p50 {ratio(e[1], r[1])}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer messages (a smoke run)")
@@ -580,46 +632,15 @@ def main():
         load = os.getloadavg()
         print(f"mailpath: EmBoux (127.0.0.1:{emboux.smtp_port}) vs reference ({ref.root}, :{ref.smtp_port}); "
               f"{os.cpu_count()} CPUs, load {load[0]:.2f}; DKIM key: {'yes' if tenant.dkim else 'NO'}")
-        # warm both: smtpd, proxymap, DB sessions, Dovecot's processes
+        # warm both: smtpd, proxymap, DB sessions, Dovecot's processes (and the usage rows)
         for tg in (emboux, reference):
             inbound(tg, tenant.users, 2, 4096, 40)
         if "inbound" in parts:
-            print("\ninbound                          EmBoux accept / delivered      reference accept / delivered"
-                  "    ratio accept / delivered")
-            for size, n in ((4096, int(800 * scale)), (102400, int(300 * scale))):
-                for conns in map(int, args.conns.split(",")):
-                    res = {}
-                    for tg in (reference, emboux):
-                        res[tg.name] = inbound(tg, tenant.users, conns, size, n)
-                    e, r = res["EmBoux"], res["reference"]
-                    print(f"  {size // 1024:3d} KB x {n:4d}, {conns:2d} conn    {e[0]:8.1f} / {e[1]:7.1f} msg/s      "
-                          f"{r[0]:8.1f} / {r[1]:7.1f} msg/s     {ratio(e[0], r[0])} / {ratio(e[1], r[1])}"
-                          + (f"   errors: EmBoux {e[2][:2]} reference {r[2][:2]}" if e[2] or r[2] else ""))
+            run_inbound(emboux, reference, tenant, scale, list(map(int, args.conns.split(","))))
         if "latency" in parts:
-            n = int(1000 * scale)
-            le = command_latency(emboux, tenant.users, n)
-            lr = command_latency(reference, tenant.users, n)
-            print(f"\nper command on one warm inbound connection ({n} transactions), ms   "
-                  "EmBoux p50 / p99     reference p50 / p99     ratio p50")
-            for cmd in ("MAIL", "RCPT", "DATA"):
-                print(f"  {cmd:4s}                                                   {le[cmd][0]:6.2f} / {le[cmd][1]:6.2f}"
-                      f"      {lr[cmd][0]:6.2f} / {lr[cmd][1]:6.2f}        {ratio(le[cmd][0], lr[cmd][0])}")
+            run_latency(emboux, reference, ref, tenant, int(1000 * scale))
         if "submission" in parts:
-            n = int(600 * scale)
-            print("\nsubmission (STARTTLS, AUTH once per connection, 4 KB to an outside address)"
-                  "\n                      accept msg/s   per message p50 / p99 ms   AUTH p50 ms")
-            results = {}
-            for conns in (1, 4):
-                for name, port in (("reference", ref.submission_port),
-                                   ("reference + EmBoux's DKIM milter", ref.submission_dkim_port),
-                                   ("EmBoux", emboux.submission_port)):
-                    rate, p50, p99, auth, errs = submission(port, tenant.sender, conns, n)
-                    results[(name, conns)] = (rate, p50)
-                    print(f"  {conns} conn {name:34s} {rate:7.1f}    {p50:6.2f} / {p99:6.2f}        {auth:6.2f}"
-                          + (f"   errors: {len(errs)} {errs[:2]}" if errs else ""))
-                e, r = results[("EmBoux", conns)], results[("reference", conns)]
-                print(f"  {conns} conn ratio EmBoux / reference: accept {ratio(e[0], r[0])}, "
-                      f"latency p50 {ratio(e[1], r[1])}")
+            run_submission(emboux, ref, tenant, int(600 * scale))
         if "probes" in parts:
             print("\nwhere the time goes: each part asked alone, as the mail server asks it (ms)     p50     p99")
             for name, p50, p99 in probes(env, tenant, int(1000 * scale)):
