@@ -6,13 +6,17 @@ logs in over IMAP with the new one; the second sees none of it, and posting
 the first one's mailbox id changes nothing."""
 
 import imaplib
+import sys
 import time
 import uuid
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from conftest import ROOT
 from test_browser import ARGS, CHROMIUM, imap_login
+
+SHOTS = ROOT / "var" / "screenshots"
 
 
 def wait_for(fn, what):
@@ -63,7 +67,22 @@ def portal_page(p, env, login, password):
     return browser, page
 
 
-def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers):
+@pytest.fixture
+def zones(env):
+    """The dev stack's DNS (NSD): a zone for the test's domain."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from dns_zones import Zones
+
+    class PortalZones(Zones):
+        def _wait(self, zone):
+            pass  # (no dnspython in Odoo's venv) the test reloads the page until the record shows
+
+    z = PortalZones(env)
+    yield z
+    z.cleanup()
+
+
+def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers, zones):
     base = env["ODOO_URL"]
     alice, bob = customers
     domain = f"portal{uuid.uuid4().hex[:8]}.emboux-e2e.test"
@@ -89,7 +108,20 @@ def test_portal_domain_mailbox_password_and_isolation(env, odoo, customers):
             domain_id = odoo("emboux.domain", "search", [("name", "=", domain)])[0]
             odoo("emboux.domain", "action_vouch_ownership", [domain_id])
 
+            # live DNS status: nothing published yet, then the MX record appears in DNS
             page.goto(f"{base}/my/email")
+            dns = page.locator(f"details.emboux-dns[data-domain='{domain}']")
+            mx = dns.locator("tr[data-record=MX]")
+            expect(mx).to_have_attribute("data-status", "missing")
+            expect(page.locator(f"tr[data-domain='{domain}'] .emboux-dns-summary")).to_contain_text("to fix")
+            expected_mx = mx.locator("td").nth(3).inner_text().strip()
+            zones.write(domain, [("@", "MX", expected_mx.split()[0] + " " + expected_mx.split()[1].rstrip(".") + ".")])
+            wait_for(lambda: (page.reload(), mx.get_attribute("data-status") == "ok")[1],
+                     "the published MX record never showed as OK")
+            expect(page.locator(".emboux-usage [data-usage=domains] .emboux-used")).to_have_text("1")
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "portal-my-email.png"), full_page=True)
+
             page.locator("form[action='/my/email/mailbox/create'] input[name=local_part]").fill("desk")
             create_form = "form[action='/my/email/mailbox/create']"
             page.locator(f"{create_form} select[name=domain_id]").select_option(label="@" + domain)

@@ -51,6 +51,11 @@ class EmbouxDomainSubdomain(models.AbstractModel):
         be an ancestor held by the same tenant; without one, the nearest
         wildcard ancestor is the parent. The tenant defaults to the parent's."""
         Domain = self.env["emboux.domain"].sudo().with_context(active_test=False)
+        # one query for the whole batch (an import creates thousands at once)
+        ancestors = {a for vals in vals_list if not vals.get("parent_id")
+                     for a in self._emboux_ancestors(vals["name"])}
+        wildcards = {d.name: d for d in Domain.search([("name", "in", list(ancestors)), ("wildcard", "=", True)])} \
+            if ancestors else {}
         for vals in vals_list:
             name = vals["name"]
             if vals.get("parent_id"):
@@ -59,10 +64,8 @@ class EmbouxDomainSubdomain(models.AbstractModel):
                     raise UserError(self.env._("%(name)s is not a subdomain of %(parent)s.", name=name,
                                                parent=parent.name))
             else:
-                ancestors = self._emboux_ancestors(name)
-                parent = Domain.search([("name", "in", ancestors), ("wildcard", "=", True)]) if ancestors \
-                    else Domain
-                parent = parent.sorted(lambda d: -len(d.name))[:1]
+                # the nearest wildcard ancestor (ancestors come longest first)
+                parent = next((wildcards[a] for a in self._emboux_ancestors(name) if a in wildcards), None)
                 if not parent:
                     continue
             if not vals.get("tenant_id"):

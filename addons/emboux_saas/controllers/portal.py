@@ -31,12 +31,15 @@ class EmbouxPortal(CustomerPortal):
 
     def _emboux_render(self, message=None, error=None, new_token=None):
         tenants = self._emboux_tenants()
-        usage = {}
+        usage, summary, dns = {}, {}, {}
         for tenant in tenants:
-            usage.update(tenant._portal_month_usage())
+            month = tenant._portal_month_usage()
+            usage.update(month)
+            summary[tenant.id] = tenant._portal_usage_summary(month)
+            dns.update(tenant._portal_dns_checks())
         values = self._prepare_portal_layout_values()
         values.update({
-            "page_name": "emboux_email", "tenants": tenants, "usage": usage,
+            "page_name": "emboux_email", "tenants": tenants, "usage": usage, "summary": summary, "dns": dns,
             "message": message, "error": error, "new_token": new_token,
         })
         return request.render("emboux_saas.portal_my_email", values)

@@ -57,11 +57,18 @@ class ContractContract(models.Model):
         return min(start).strftime("%Y-%m") if start else False
 
     def _recurring_create_invoice(self, date_ref=False):
-        moves = super()._recurring_create_invoice(date_ref)
+        contracts = self
+        if self and all(self.mapped("emboux_tenant_id")):
+            # a monthly run bills thousands at once: the contract posts each invoice's
+            # origin in its chatter itself, so Odoo's own "created" log is a duplicate
+            contracts = self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True)
+        moves = super(ContractContract, contracts)._recurring_create_invoice(date_ref)
         hosting = moves.filtered(lambda m: m.emboux_tenant_id and m.state == "draft")
         if hosting:
-            hosting.action_post()  # an ordinary posted invoice, nothing to do by hand
-        return moves
+            # an ordinary posted invoice, nothing to do by hand (the draft -> posted
+            # tracking line of a move created this instant says nothing)
+            hosting.with_context(mail_notrack=True).action_post()
+        return moves.with_env(self.env)
 
 
 class ContractLine(models.Model):

@@ -17,6 +17,7 @@ the flow must hold suspended and moves the platform there, so payment or an
 upgrade reactivates exactly the domains the flow suspended, no others."""
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from markupsafe import Markup, escape
@@ -27,6 +28,7 @@ from odoo.exceptions import UserError
 from odoo.addons.emboux_core.services.connector_client import ConnectorError
 
 REMINDER_DAYS = (7, 15, 22)
+PORTAL_DNS_CHECKS = 20   # live DNS checks on one portal page (each is a few DNS look-ups)
 # contract line role -> the plan's product field
 USAGE_PRODUCTS = {"fee": "fee_product_id", "mailbox": "mailbox_product_id",
                   "storage": "storage_product_id", "overage": "overage_product_id"}
@@ -55,6 +57,11 @@ class EmbouxTenant(models.Model):
     over_plan_since = fields.Date(readonly=True, copy=False,
                                   help="First day more domains than the plan allows were seen.")
     reminders_sent = fields.Integer(readonly=True, copy=False)
+    overdue_amount = fields.Monetary(
+        "Overdue", compute="_compute_overdue_amount", currency_field="overdue_currency_id",
+        help="What is still due on the tenant's invoices past their due date: a partial payment lowers it, "
+             "and the tenant stays in grace or suspended until it is 0.")
+    overdue_currency_id = fields.Many2one(related="company_id.currency_id", string="Overdue currency")
     billing_paused = fields.Boolean(
         "Pause billing lifecycle", copy=False, tracking=True,
         help="The non-payment / over-plan flow leaves this tenant alone (no reminder, no suspension, "
@@ -170,20 +177,35 @@ class EmbouxTenant(models.Model):
         return {"frozen": bool(result.get("frozen")), "entries": result.get("entries") or []}
 
     def _emboux_month_entries(self, billing):
-        return [e for e in billing["entries"] if e.get("partner_ref") == self.partner_ref]
+        index = billing.get("by_partner")
+        if index is None:  # once per month's answer: a run bills thousands of tenants from it
+            index = billing["by_partner"] = {}
+            for e in billing["entries"]:
+                index.setdefault(e.get("partner_ref"), []).append(e)
+        return index.get(self.partner_ref, [])
 
     def _emboux_usage_quantities(self, billing):
-        """role -> quantity for the month of `billing`. Messages come from the
-        frozen counters; mailboxes and storage (allocated quota, GB) are
-        counted in Odoo when the month is billed."""
+        """role -> quantity for the month of `billing`, from the platform's
+        frozen counters of the tenant's domains: messages, mailboxes, and the
+        bytes stored (GB, started hundredths). Rows frozen before the platform
+        measured mailboxes and storage (null) fall back to what Odoo counts
+        when the month is billed: its mailboxes, their allocated quota."""
         self.ensure_one()
         entries = self._emboux_month_entries(billing)
-        boxes = self.env["emboux.mailbox"].sudo().search([("tenant_id", "=", self.id)])
         sent = sum(e["sent"] for e in entries)
         included = self.plan_id.included_messages
         above = max(0, sent - included) if included else sum(e["overage"] for e in entries)
-        return {"fee": 1.0, "mailbox": float(len(boxes)),
-                "storage": round(sum(boxes.mapped("quota_mb")) / 1024.0, 2),
+        measured = bool(entries)
+        if measured and all(e.get("mailboxes") is not None for e in entries):
+            mailboxes = sum(e["mailboxes"] for e in entries)
+        else:
+            mailboxes = self.env["emboux.mailbox"].sudo().search_count([("tenant_id", "=", self.id)])
+        if measured and all(e.get("storage_bytes") is not None for e in entries):
+            storage = math.ceil(sum(e["storage_bytes"] for e in entries) * 100 / 1024 ** 3) / 100.0
+        else:
+            boxes = self.env["emboux.mailbox"].sudo().search([("tenant_id", "=", self.id)])
+            storage = round(sum(boxes.mapped("quota_mb")) / 1024.0, 2)
+        return {"fee": 1.0, "mailbox": float(mailboxes), "storage": storage,
                 "overage": float(math.ceil(above / 1000.0))}
 
     def _emboux_usage_summary(self, billing, month):
@@ -230,6 +252,15 @@ class EmbouxTenant(models.Model):
     def _cron_emboux_billing_lifecycle(self):
         self.search([("billing_paused", "=", False), "|", ("plan_id", "!=", False),
                      ("billing_state", "!=", "active")])._emboux_billing_lifecycle()
+
+    def _compute_overdue_amount(self):
+        today = fields.Date.context_today(self)
+        groups = dict(self.env["account.move"].sudo()._read_group(
+            [("emboux_tenant_id", "in", self.ids), ("move_type", "=", "out_invoice"), ("state", "=", "posted"),
+             ("payment_state", "in", ("not_paid", "partial")), ("invoice_date_due", "<", today)],
+            ["emboux_tenant_id"], ["amount_residual:sum"]))
+        for tenant in self:
+            tenant.overdue_amount = groups.get(tenant, 0.0)
 
     def _emboux_oldest_overdue(self, today):
         self.ensure_one()
@@ -352,6 +383,43 @@ class EmbouxTenant(models.Model):
             usage[dom.id] = {"sent": out.get("outbound_sent_month", 0),
                              "limit": out.get("outbound_monthly_limit", 0)}
         return usage
+
+    def _portal_usage_summary(self, usage):
+        """This month against the plan: [(key, label, used, allowed)] for messages (allowed: the plan's
+        included messages, else the sum of the domains' monthly limits), domains, mailboxes and allocated
+        storage; allowed 0 = unlimited."""
+        self.ensure_one()
+        tenant = self.sudo()
+        domains = tenant.domain_ids
+        boxes = domains.mailbox_ids
+        limits = [u["limit"] for u in usage.values()]
+        included = tenant.plan_id.included_messages or (0 if (not limits or 0 in limits) else sum(limits))
+        return [
+            ("messages", self.env._("Messages sent"), sum(usage.get(d.id, {}).get("sent", 0) for d in domains), included),
+            ("domains", self.env._("Domains"), len(domains), tenant.domains_allowed),
+            ("mailboxes", self.env._("Mailboxes"), len(boxes),
+             tenant.mailboxes_per_domain * len(domains) if tenant.mailboxes_per_domain else 0),
+            ("storage", self.env._("Storage allocated (MB)"), sum(boxes.mapped("quota_mb")),
+             (tenant.default_quota_mb * tenant.mailboxes_per_domain * len(domains)
+              if tenant.default_quota_mb and tenant.mailboxes_per_domain else 0)),
+        ]
+
+    def _portal_dns_checks(self, limit=PORTAL_DNS_CHECKS):
+        """Per domain (the first `limit`): the connector's live DNS check
+        (`GET /domains/{name}/dns-check`: one entry per record, expected vs
+        found, ok/missing/wrong), None when it cannot be asked now."""
+        self.ensure_one()
+        client = self.env["emboux.connector"].sudo()._client()
+        domains = self.sudo().domain_ids[:limit]
+
+        def check(name):  # worker thread: HTTP only
+            try:
+                return client.call("GET", f"/domains/{client.q(name)}/dns-check")
+            except ConnectorError:
+                return None
+        with ThreadPoolExecutor(max_workers=min(8, len(domains) or 1)) as pool:
+            results = list(pool.map(check, domains.mapped("name")))
+        return dict(zip(domains.ids, results))
 
     def portal_create_api_key(self, name):
         """{'id', 'token'}: the token is shown once, then only its hash is kept."""

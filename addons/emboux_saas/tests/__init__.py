@@ -4,3 +4,4 @@ from . import test_lifecycle
 from . import test_portal
 from . import test_sale
 from . import test_subdomains
+from . import test_bad_input

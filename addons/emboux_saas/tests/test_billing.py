@@ -9,6 +9,9 @@ daemon's own code), then freezes that domain's counters into the last month
 the platform already closed, with reset-monthly's own INSERT restricted to
 the test's domain, and removes the row afterwards."""
 
+import math
+import os
+import subprocess
 from datetime import date
 
 import psycopg2
@@ -32,14 +35,26 @@ def last_frozen_month():
     return rows[0][0]
 
 
-def freeze_domain_counters(domain_name, month):
-    """What POST /outbound/reset-monthly writes, for one domain."""
+def doveadm(*args, stdin=None):
+    return subprocess.run(["doveadm", "-c", os.environ["DOVECOT_CONFIG"], *args], input=stdin, text=True,
+                          capture_output=True, timeout=60, check=True).stdout
+
+
+def stored_bytes(email):
+    """What Dovecot accounts for the mailbox (its quota), as reset-monthly measures it."""
+    rows = [ln.split("\t") for ln in doveadm("-f", "tab", "quota", "get", "-u", email).splitlines()[1:]]
+    return next(int(r[2]) for r in rows if r[1] == "STORAGE") * 1024
+
+
+def freeze_domain_counters(domain_name, month, storage_bytes):
+    """What POST /outbound/reset-monthly writes, for one domain (storage: what it measured)."""
     n = maildb_write("INSERT INTO outbound_billing (domain_id, domain_name, partner_ref, month, sent, bytes, overage, "
-           " overage_bytes, bounce_count, complaint_count, monthly_limit, enforcement) "
+           " overage_bytes, bounce_count, complaint_count, monthly_limit, enforcement, mailboxes, storage_bytes) "
            "SELECT d.id, d.name, d.partner_ref, %s, c.sent_month, c.bytes_month, c.overage_month, "
            " c.overage_bytes_month, c.bounce_count, c.complaint_count, d.outbound_monthly_limit, "
-           " d.outbound_enforcement FROM outbound_counters c JOIN domains d ON d.id = c.domain_id "
-           "WHERE d.name = %s", (month, domain_name))
+           " d.outbound_enforcement, (SELECT count(*) FROM mailboxes m WHERE m.domain_id = d.id), %s "
+           "FROM outbound_counters c JOIN domains d ON d.id = c.domain_id "
+           "WHERE d.name = %s", (month, storage_bytes, domain_name))
     assert n == 1, n
 
 
@@ -85,8 +100,15 @@ class TestBilling(SaasCase):
             r = api("POST", f"/domains/{dom.name}/outbound/increment", json={"count": count})
             self.assertEqual(r.status_code, 200, r.text)
             self.assertTrue(r.json()["allowed"], r.text)
+        # mail stored in one mailbox: the platform measures it at the freeze
+        doveadm("save", "-u", f"a@{dom.name}", stdin="Subject: kept\n\n" + "x" * 50000 + "\n")
+        stored = sum(stored_bytes(f"{x}@{dom.name}") for x in "abc")
+        self.assertGreater(stored, 50000)
         self.addCleanup(unfreeze, dom.name)
-        freeze_domain_counters(dom.name, month)
+        freeze_domain_counters(dom.name, month, stored)
+        # a mailbox created after the month closed is not billed for it
+        self.env["emboux.mailbox"].create({"domain_id": dom.id, "local_part": "late", "password": "correct horse 12"})
+        self.flush_queue()
 
         today = date.today()
         self.env["contract.contract"]._cron_recurring_create(date_ref=today)
@@ -96,10 +118,11 @@ class TestBilling(SaasCase):
         self.assertEqual(inv.state, "posted")
         self.assertEqual(inv.emboux_billing_month, month.strftime("%Y-%m"))
         qty = {line.product_id: line.quantity for line in inv.invoice_line_ids}
-        self.assertEqual(qty, {self.fee: 1.0, self.per_box: 3.0, self.per_gb: 6.0, self.per_k: 2.0})
+        gb = math.ceil(stored * 100 / 1024 ** 3) / 100.0    # measured bytes, in started hundredths of a GB
+        self.assertEqual(qty, {self.fee: 1.0, self.per_box: 3.0, self.per_gb: gb, self.per_k: 2.0})
         self.assertIn(dom.name, str(inv.narration))
         self.assertIn("2600", str(inv.narration))
-        self.assertAlmostEqual(inv.amount_untaxed, 20 + 3 * 2 + 6 * 0.5 + 2 * 1.5)
+        self.assertAlmostEqual(inv.amount_untaxed, 20 + 3 * 2 + gb * 0.5 + 2 * 1.5, delta=0.01)  # (cents)
 
         # again: nothing new, even with the contract's dates moved back by hand
         self.env["contract.contract"]._cron_recurring_create(date_ref=today)
