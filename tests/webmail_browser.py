@@ -1,6 +1,6 @@
 """Roundcube (the webmail, issue 13) as a mailbox holder uses it: Debian's
 Chromium driven by Playwright (its own browsers are never downloaded). Used
-by tests/webmail (dev stack) and tests/deploy/test_webmail.py (deployment)."""
+by tests/webmail (dev stack) and tests/deploy/test_deployed_webmail.py (deployment)."""
 
 import contextlib
 import time

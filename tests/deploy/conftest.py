@@ -1,5 +1,5 @@
 """The ONE deployment of a test session, shared by every module of
-tests/deploy (test_compose.py, test_odoo.py, test_webmail.py, ...): built
+tests/deploy (test_compose.py, test_odoo.py, test_deployed_webmail.py, ...): built
 and started once, removed at the end of the session.
 
 Set-up (scripts/dev/stack-deploy.sh, `./dev deploy-setup`): podman,
