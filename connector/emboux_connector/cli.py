@@ -1,6 +1,6 @@
 """`emboux-connector`: migrate, serve, reconcile, openapi, the periodic jobs
-(reset-daily, reset-monthly, purge-retention, poll-verification, clean-dkim)
-and the scheduler that runs them."""
+(reset-daily, reset-monthly, purge-retention, poll-verification, clean-dkim),
+the scheduler that runs them and the report LMTP server (reports-lmtp)."""
 
 import argparse
 import json
@@ -26,6 +26,8 @@ def main(argv=None):
     sub.add_parser("scheduler", help="run the jobs above at their time, forever (SIGTERM stops it)")
     wait = sub.add_parser("wait-migrated", help="wait until MAILDB_DSN has every migration of this version")
     wait.add_argument("--timeout", type=int, default=300, help="seconds (default 300)")
+    lmtp = sub.add_parser("reports-lmtp", help="LMTP server for DMARC/TLS-RPT report mail (docs/reports.md)")
+    lmtp.add_argument("--listen", default="127.0.0.1:10026", help="host:port (default 127.0.0.1:10026)")
     serve = sub.add_parser("serve", help="development server (use gunicorn in production)")
     serve.add_argument("--port", type=int, default=8600)
     args = parser.parse_args(argv)
@@ -47,6 +49,9 @@ def main(argv=None):
         return 0
     if args.command in ("purge-retention", "reset-daily", "reset-monthly", "poll-verification", "clean-dkim"):
         return _run_job(args)
+    if args.command == "reports-lmtp":
+        from .reportsd import serve as serve_reports
+        return serve_reports(args.listen)
     if args.command == "scheduler":
         from .app import create_app
         from .scheduler import run_forever

@@ -175,7 +175,8 @@ def _dmarc_check(lk, domain, org_domain, aligned_pass=None):
     """Present, one record, a known policy; the staged rollout none -> quarantine -> reject.
     The entry's `policy` is what BIMI's check needs."""
     name = f"_dmarc.{domain}"
-    expected = f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{org_domain or domain}"
+    from .reports import dmarc_rua   # the platform's report address (reports.py imports this module)
+    expected = f"v=DMARC1; p=none; rua={dmarc_rua()}"
     found = _dmarc_records(lk, name)
     inherited = None
     if not found and org_domain:

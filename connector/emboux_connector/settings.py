@@ -88,6 +88,14 @@ _SETTINGS = (
             "and `mta-sts.` names point at it, BIMI logo URLs name it", SERVERS, shown="`MAIL_HOSTNAME`"),
     Setting("TLSRPT_RUA", str, None, "where TLS-RPT reports go (the `rua=` of the `_smtp._tls` record "
             "`dns-check` proposes)", SERVERS, shown="`mailto:tls-reports@<MAIL_HOSTNAME>`"),
+    Setting("DMARC_REPORT_ADDRESS", str, None, "where DMARC aggregate reports go (the `rua=` of the DMARC record "
+            "`dns-check` proposes); Postfix hands its mail, and that of `TLSRPT_RUA`'s address, to "
+            "`emboux-connector reports-lmtp` ([docs/reports.md](docs/reports.md))", SERVERS,
+            shown="`dmarc-reports@<MAIL_HOSTNAME>`"),
+    Setting("REPORT_MAX_BYTES", int, 2097152, "largest report mail stored (bytes as received); a larger one is "
+            "accepted, recorded as rejected (`too_large`) and not parsed", SERVERS),
+    Setting("REPORT_MAX_DECOMPRESSED_BYTES", int, 20971520, "largest report once decompressed (gzip, zip): the "
+            "decompression stops there and the report is recorded as rejected", SERVERS),
     Setting("POSTFIX_QUEUE_DIR", str, None, "Postfix's queue directory: `/health` reports how many messages "
             "are active and deferred (unset: not reported)", SERVERS),
     Setting("OPENDKIM_MILTER", str, None, "OpenDKIM's milter socket as Postfix names it (`inet:host:port` or "

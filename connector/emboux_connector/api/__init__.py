@@ -4,6 +4,7 @@ from . import (aliases, api_keys, changes, domains, feeds, health, identity, met
                partners, retention, suppression, users, webhooks)
 from . import bimi, clientsetup, mailboxes, mtasts
 from . import spam
+from . import reports
 
 BLUEPRINTS = [
     health.bp, meta.bp,
@@ -17,4 +18,5 @@ BLUEPRINTS = [
     mailboxes.bp,                           # seed 004's idempotent provisioning
     clientsetup.bp, mtasts.bp, bimi.bp,     # public: mail-client setup, MTA-STS, BIMI logos
     spam.bp,                                # inbound protection: spam settings, Rspamd's map
+    reports.bp,                             # DMARC aggregate and TLS-RPT reports
 ]

@@ -13,6 +13,7 @@ from ..fields import StrictInteger, StrictString
 from ..providers import ProviderError, lifecycle
 from ..routing import endpoint
 from ..tenancy import visible_domain
+from . import reports   # api/reports.py: the aggregate reports' aligned pass rate
 
 bp = Blueprint("identity", __name__)
 
@@ -177,7 +178,8 @@ def dns_check(cur, caller, name):
     logo_url = bimi.logo_url(clientsetup.public_host(), row["name"]) if cur.fetchone() else None
     checks = dnscheck.check(row["name"], providers.get(provider).spf_mechanism, dkim_expected, verification,
                             org_domain=row["parent_name"], bimi_logo_url=logo_url,
-                            extra=setupdns.checks(row["name"], mtasts.load(cur, row["id"])))
+                            extra=setupdns.checks(row["name"], mtasts.load(cur, row["id"])),
+                            dmarc_aligned_pass=reports.aligned_pass_percent(cur, row["id"]))
     problems = [c for c in checks if c["status"] != "ok" and c.get("required", True)]
     return {"name": row["name"], "provider": provider, "ok": not problems, "records": checks,
             "lookup_failed": any(c.get("lookup_failed") for c in checks)}
