@@ -5,7 +5,9 @@ SHA512-CRYPT with 5,000 rounds is what `doveadm pw -s SHA512-CRYPT` produces
 0.23 s per IMAP login on these machines. Override with EMBOUX_PASSWORD_ROUNDS.
 """
 
-from passlib.hash import sha512_crypt
+import re
+
+from passlib.hash import md5_crypt, sha256_crypt, sha512_crypt
 
 from . import settings
 from .errors import ApiError
@@ -30,7 +32,36 @@ def hash_password(value):
     return SCHEME + _hasher.hash(check_password(value))
 
 
+# Crypt hashes an integrator hands over as they are (seed 002's JSON document):
+# crypt prefix -> (Dovecot's scheme, passlib's verifier, weak). Dovecot reads
+# the scheme from the stored prefix, so each verifies its own way. Rounds
+# are capped at 999,999: every login pays them.
+CRYPT_SCHEMES = {
+    "$1$": ("{MD5-CRYPT}", md5_crypt, True),
+    "$5$": ("{SHA256-CRYPT}", sha256_crypt, False),
+    "$6$": ("{SHA512-CRYPT}", sha512_crypt, False),
+}
+_CRYPT = re.compile(r"^\$(?:1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}"
+                    r"|[56]\$(?:rounds=[1-9][0-9]{3,5}\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{43,86})$")
+
+
+def stored_from_crypt(value, field="password"):
+    """(stored value with its scheme prefix, weak) for a crypt hash given as
+    is; 400 naming the field for anything else (a plain password included)."""
+    if not isinstance(value, str) or not _CRYPT.match(value):
+        raise ApiError(400, f"{field}: a crypt hash is required ($1$, $5$ or $6$, e.g. "
+                            "$6$rounds=100000$salt$hash)", code="password_hash_invalid")
+    scheme, _verifier, weak = CRYPT_SCHEMES[value[:3]]
+    return scheme + value, weak
+
+
+def crypt_of(stored):
+    """The crypt hash of a stored value (its scheme prefix dropped)."""
+    return stored.split("}", 1)[1] if stored.startswith("{") else stored
+
+
 def verify_password(value, stored):
-    if not stored.startswith(SCHEME):
-        return False
-    return sha512_crypt.verify(value, stored[len(SCHEME):])
+    for scheme, verifier, _weak in CRYPT_SCHEMES.values():
+        if stored.startswith(scheme):
+            return verifier.verify(value, stored[len(scheme):])
+    return False
