@@ -23,6 +23,13 @@ export RSPAMD_CONTROLLER="${RSPAMD_CONTROLLER:-}"   # host:port; empty: Junk mov
 
 : "${TLS_CERT:?TLS_CERT is not set (docker/mail.env.example)}" "${TLS_KEY:?TLS_KEY is not set}"
 : "${MAIL_HOSTNAME:?MAIL_HOSTNAME is not set}"
+# DMARC and TLS-RPT reports (docs/reports.md): Postfix hands the mail of these
+# addresses over LMTP to the connector image's report server (compose service
+# `reports`); the connector proposes the same addresses as rua= (same env file).
+export DMARC_REPORT_ADDRESS="${DMARC_REPORT_ADDRESS:-dmarc-reports@$MAIL_HOSTNAME}"
+export TLSRPT_REPORT_ADDRESS="tls-reports@$MAIL_HOSTNAME"
+case "${TLSRPT_RUA:-}" in mailto:*) TLSRPT_REPORT_ADDRESS=${TLSRPT_RUA#mailto:} ;; esac
+export REPORTS_LMTP="${REPORTS_LMTP:-inet:reports:10026}"
 # Malformed settings stop the container here, before anything is written,
 # naming the variable (a port "25x" would otherwise surface as a cryptic
 # Postfix error, a left-over change-me as a failed DB login).
