@@ -5,6 +5,7 @@ the DNS records tab shows, see the domain verified, and see the Outbound
 tab's counters move after mail is sent through the submission port.
 Screenshots of the tabs land in var/screenshots/ (for review)."""
 
+import re
 import sys
 import uuid
 from email.message import EmailMessage
@@ -68,6 +69,13 @@ def send_mail(env, user, password, to):
     msg.set_content("Counted by the policy daemon.")
     with submission_session(env.get("SMTP_HOST", "127.0.0.1"), int(env["SUBMISSION_PORT"]), user, password) as s:
         s.send_message(msg)
+
+
+def refresh_figures(pg, field):
+    """Click Refresh figures; the field's text once the form has read the record again."""
+    with pg.expect_response(lambda r: "web_read" in r.url):
+        pg.locator("button[name=action_refresh_outbound]").click()
+    return field.inner_text()
 
 
 def test_verify_check_dns_and_outbound_counters(env, odoo, tenant, page, zones):  # noqa: F811
@@ -136,11 +144,34 @@ def test_verify_check_dns_and_outbound_counters(env, odoo, tenant, page, zones):
     send_mail(env, f"sender@{domain}", password, "someone@example.org")
     send_mail(env, f"sender@{domain}", password, "other@example.org")
     # the policy daemon counted both at SMTP time (its writes may be batched: refresh until they show)
-    counted = poll(lambda: (page.locator("button[name=action_refresh_outbound]").click(),
-                            page.wait_for_load_state("networkidle"), sent_today.inner_text())[2],
-                   lambda text: text.strip() == "2")
+    counted = poll(lambda: refresh_figures(page, sent_today), lambda text: text.strip() == "2")
     assert counted.strip() == "2", counted
     expect(sent_today).to_have_text("2")
     expect(page.locator("div[name=outbound_sent_month]")).to_have_text("2")
     expect(page.locator("div[name=outbound_bytes_month]")).not_to_have_text("0")
     shot(page, "6-outbound-after")
+
+    # the guillotine suspends its outbound: the form, the list and the kanban card say so, and the filter finds it
+    r = requests.put(f"{env['EMBOUX_API_URL']}/domains/{domain}/outbound", timeout=30,
+                     headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"},
+                     json={"outbound_status": "suspended", "outbound_status_reason": "bounce rate 6.0% > 0.5%"})
+    assert r.status_code == 200, r.text
+    page.locator("button[name=action_refresh_outbound]").click()
+    expect(page.locator(".alert-danger", has_text="Outbound mail suspended")).to_contain_text("bounce rate 6.0%")
+    shot(page, "7-outbound-suspended")
+    page.goto(f"{base}/odoo/action-emboux_core.emboux_domain_action")
+    page.locator(".o_searchview_input").fill(domain)
+    page.locator(".o_searchview_input").press("Enter")
+    page.locator(".o_searchview_dropdown_toggler").click()
+    page.locator(".o-dropdown-item", has_text="Outbound suspended").click()
+    page.locator(".o_searchview_dropdown_toggler").click()   # close the menu
+    expect(page.locator(".o_searchview_facet", has_text="Outbound suspended")).to_be_visible()
+    row = page.locator(".o_data_row", has_text=domain)
+    expect(row).to_have_class(re.compile(r"text-danger"))
+    expect(row.locator("td[name=outbound_status]")).to_contain_text("Suspended")
+    shot(page, "8-list-outbound-suspended")
+    page.locator(".o_switch_view.o_kanban").click()
+    card = page.locator(".o_kanban_record", has_text=domain)
+    expect(card).to_contain_text("Outbound suspended")
+    expect(card).to_contain_text("bounce rate 6.0%")
+    shot(page, "9-kanban-outbound-suspended")

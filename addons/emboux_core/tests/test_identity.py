@@ -124,6 +124,18 @@ class TestIdentity(EmbouxCase):
         self.env["emboux.domain"]._cron_poll_verification()
         self.assertEqual((len(dom.message_ids), len(dom.activity_ids)), (messages, 1))
 
+    def test_a_failed_verification_is_posted_with_an_activity_too(self):
+        dom = self.hosted_domain()
+        dom._emboux_store_verification({"state": "pending", "verified": False})
+        dom._emboux_store_verification({"state": "failed", "verified": False, "detail": "SES: TXT record not found"},
+                                       notify=True)
+        self.assertEqual(dom.verification_state, "failed")
+        self.assertTrue(dom.message_ids.filtered(lambda m: "SES: TXT record not found" in (m.body or "")))
+        self.assertIn("failed", dom.activity_ids.summary)
+        # the same answer again is no news
+        dom._emboux_store_verification({"state": "failed", "verified": False}, notify=True)
+        self.assertEqual(len(dom.activity_ids), 1)
+
     def test_verify_a_domain_not_hosted_is_refused_and_nothing_is_stored(self):
         dom = self.new_domain()          # its creation is still queued: the platform does not host it
         with self.assertRaisesRegex(UserError, "not hosted on the mail platform"):
