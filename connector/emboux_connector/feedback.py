@@ -14,6 +14,13 @@ this month (default 100), a bounce rate above GUILLOTINE_BOUNCE_RATE percent
 (default 0.5) or a complaint rate above GUILLOTINE_COMPLAINT_RATE percent
 (default 0.1) suspends the domain's outbound (outbound_status = 'suspended')
 with the reason recorded in outbound_status_reason.
+
+Spam refused on submission (Rspamd, docs/inbound.md) feeds the same
+guillotine: GUILLOTINE_SPAM_LIMIT messages of a domain's authenticated users
+refused as spam this month (default 5) suspend its outbound too, whatever
+the volume -- a hacked account is stopped by content, not only by rates.
+One decision (guillotine_reason) and one act (suspend_outbound) for every
+trigger.
 """
 
 import logging
@@ -37,12 +44,14 @@ class Thresholds:
     bounce_rate: float = 0.5
     complaint_rate: float = 0.1
     min_volume: int = 100
+    spam_limit: int = 5
 
     @classmethod
     def from_env(cls):
         return cls(bounce_rate=_float("GUILLOTINE_BOUNCE_RATE"),
                    complaint_rate=_float("GUILLOTINE_COMPLAINT_RATE"),
-                   min_volume=int(_float("GUILLOTINE_MIN_VOLUME")))
+                   min_volume=int(_float("GUILLOTINE_MIN_VOLUME")),
+                   spam_limit=int(_float("GUILLOTINE_SPAM_LIMIT")))
 
 
 def normalise_email(value):
@@ -116,19 +125,46 @@ def apply(cur, events, thresholds=None):
         col = {"bounce": "bounce_count", "complaint": "complaint_count",
                "temporary": "temp_fail_count"}[ev.kind]
         cur.execute(f"UPDATE outbound_counters SET {col} = {col} + 1, updated_at = now() "
-                    "WHERE domain_id = %s RETURNING sent_month, bounce_count, complaint_count",
+                    f"WHERE domain_id = %s RETURNING {COUNTERS}",
                     (dom["id"],))
         counters = cur.fetchone()
-        if counters and ev.kind != "temporary":
-            reason = guillotine_reason(counters, thresholds)
-            if reason:
-                cur.execute("UPDATE domains SET outbound_status = 'suspended', outbound_status_reason = %s, "
-                            "updated_at = now() WHERE id = %s AND outbound_status <> 'suspended' "
-                            "RETURNING name", (reason, dom["id"]))
-                if cur.fetchone():
-                    log.warning("guillotine: outbound of %s suspended: %s", dom["name"], reason)
-                    summary["suspended"].append(dom["name"])
+        if counters and ev.kind != "temporary" and judge(cur, dom, counters, thresholds):
+            summary["suspended"].append(dom["name"])
     return summary
+
+
+COUNTERS = "sent_month, bounce_count, complaint_count, spam_count"
+
+
+def judge(cur, dom, counters, thresholds):
+    """The guillotine's one decision for a domain (row with id and name) after
+    one of its counters moved: suspends its outbound when a limit is crossed.
+    True when this call suspended it."""
+    reason = guillotine_reason(counters, thresholds)
+    return bool(reason) and suspend_outbound(cur, dom, reason)
+
+
+def suspend_outbound(cur, dom, reason):
+    """Suspend the domain's outbound with the reason (shown to its senders and
+    in GET /domains/{name}/outbound); False when it already was."""
+    cur.execute("UPDATE domains SET outbound_status = 'suspended', outbound_status_reason = %s, "
+                "updated_at = now() WHERE id = %s AND outbound_status <> 'suspended' "
+                "RETURNING name", (reason, dom["id"]))
+    if cur.fetchone() is None:
+        return False
+    log.warning("guillotine: outbound of %s suspended: %s", dom["name"], reason)
+    return True
+
+
+def record_outbound_spam(cur, dom, thresholds=None):
+    """A message of the domain's authenticated user refused as spam (Rspamd on
+    submission): counted, then judged. Returns (spam_count, suspended now)."""
+    thresholds = thresholds or Thresholds.from_env()
+    cur.execute("INSERT INTO outbound_counters (domain_id) VALUES (%s) ON CONFLICT DO NOTHING", (dom["id"],))
+    cur.execute("UPDATE outbound_counters SET spam_count = spam_count + 1, updated_at = now() "
+                f"WHERE domain_id = %s RETURNING {COUNTERS}", (dom["id"],))
+    counters = cur.fetchone()
+    return counters["spam_count"], judge(cur, dom, counters, thresholds)
 
 
 def rate(n, sent):
@@ -136,6 +172,10 @@ def rate(n, sent):
 
 
 def guillotine_reason(c, t):
+    spam = c.get("spam_count") or 0
+    if t.spam_limit and spam >= t.spam_limit:
+        return (f"guillotine: {spam} messages refused as spam this month "
+                f"(limit {t.spam_limit}): an account of the domain is probably compromised")
     sent = c["sent_month"]
     if sent < t.min_volume:
         return None

@@ -140,6 +140,9 @@ _SETTINGS = (
             PROVIDERS),
     Setting("GUILLOTINE_MIN_VOLUME", float, 100, "messages sent in the month before those rates count",
             PROVIDERS),
+    Setting("GUILLOTINE_SPAM_LIMIT", float, 5, "messages of a domain's authenticated users refused as spam "
+            "(Rspamd on submission) in the month that suspend its outbound; 0 = never "
+            "([docs/inbound.md](docs/inbound.md))", PROVIDERS),
     # --- emboux-policyd and the outbound rules ---------------------------------------------
     Setting("POLICYD_DSN", str, None, "the mail DB of `emboux-policyd`", POLICYD, shown="`MAILDB_DSN`"),
     Setting("POLICYD_HOST", str, "127.0.0.1", "where it listens", POLICYD),

@@ -158,7 +158,12 @@ def _apply(s):
 def rules(domains):
     """domains: iterable of (domain_id, name, settings). Returns the map as a
     dict (rule name -> rule); names depend on ids only."""
-    out = {}
+    # Authenticated users' mail (submission) is scanned against the default
+    # reject threshold: refused (5xx) and reported for the guillotine. Never
+    # Junk, never greylisted.
+    out = {"emboux_outbound": {"priority": 20, "authenticated": True, "apply": {
+        "actions": {"reject": DEFAULTS["reject_score"], "add header": None, "greylist": None,
+                    "rewrite subject": None}, "emboux_greylisting": False}}}
     for domain_id, name, s in domains:
         rcpt = f"@{name}"
         apply = _apply(s)

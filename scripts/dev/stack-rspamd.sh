@@ -18,7 +18,8 @@ RSPAMD_MILTER_PORT=$(env_port RSPAMD_MILTER_PORT 11432)
 RSPAMD_NORMAL_PORT=$(env_port RSPAMD_NORMAL_PORT 11433)
 RSPAMD_CONTROLLER_PORT=$(env_port RSPAMD_CONTROLLER_PORT 11434)
 RSPAMD_REDIS_PORT=$(env_port RSPAMD_REDIS_PORT 16379)
-export RSPAMD_MILTER_PORT RSPAMD_NORMAL_PORT RSPAMD_CONTROLLER_PORT RSPAMD_REDIS_PORT
+RSPAMD_FUZZY_PORT=$(env_port RSPAMD_FUZZY_PORT 11435)
+export RSPAMD_MILTER_PORT RSPAMD_NORMAL_PORT RSPAMD_CONTROLLER_PORT RSPAMD_REDIS_PORT RSPAMD_FUZZY_PORT
 export RSPAMD_MILTER="inet:$RSPAMD_HOST:$RSPAMD_MILTER_PORT"
 # The connector serves Rspamd's settings map to this address only; set here
 # (not in stack_rspamd_up) so the connector, which starts first, has it.
@@ -65,10 +66,12 @@ rspamd_vars() {
     export RSPAMD_NORMAL_BIND="127.0.0.1:$RSPAMD_NORMAL_PORT"
     export RSPAMD_CONTROLLER_BIND="127.0.0.1:$RSPAMD_CONTROLLER_PORT"
     export RSPAMD_REDIS_SERVERS="127.0.0.1:$RSPAMD_REDIS_PORT"
+    export RSPAMD_FUZZY_BIND="127.0.0.1:$RSPAMD_FUZZY_PORT"
     export RSPAMD_DNS_SERVERS="\"$(env_get DNS_RESOLVER)\""
     export RSPAMD_MAP_INTERVAL=1s RSPAMD_LOG_LEVEL=info
     # The connector serves it to the addresses in RSPAMD_MAP_CLIENTS (no secret in the URL)
     export RSPAMD_SETTINGS_URL="$api/mailserver/rspamd/settings"
+    export RSPAMD_REPORT_URL="$api/mailserver/rspamd/outbound-spam"
 }
 
 rspamd_start() {

@@ -6,9 +6,14 @@ import socket
 
 from inbound_helpers import GTUBE_JUNK, unique, until
 
+# Words never seen before (Rspamd skips learning a message its Bayes already
+# classifies with confidence), long enough to be learned.
 BODY = ("Dear customer, your parcel {subject} is waiting at the depot. Confirm the delivery "
-        "address and pay the customs fee today, or the parcel returns to the sender. "
-        "Tracking, invoices and receipts are attached for your records.\r\n")
+        "address and pay the customs fee today. Reference codes: {codes}\r\n")
+
+
+def body(subject):
+    return BODY.format(subject=subject, codes=" ".join(unique("w") for _ in range(40)))
 
 
 def bayes(devenv):
@@ -53,7 +58,7 @@ def _move(inbound, user, subject, src, dst):
 def test_moving_into_and_out_of_junk_trains_rspamd(inbound, make_sender, mailbox, devenv):
     sender = make_sender(policy="none")
     subject = unique("t-")
-    frm, subject, raw = sender.message(mailbox, subject, body=BODY.format(subject=subject))
+    frm, subject, raw = sender.message(mailbox, subject, body=body(subject))
     assert inbound.send(frm, mailbox, raw) == (250, b"")
     assert inbound.where(mailbox, subject)[0] == "INBOX"
     before = bayes(devenv)
@@ -69,7 +74,7 @@ def test_moving_into_and_out_of_junk_trains_rspamd(inbound, make_sender, mailbox
 def test_deleting_from_junk_trains_nothing(inbound, make_sender, mailbox, devenv):
     sender = make_sender(policy="none")
     subject = unique("t-")
-    frm, subject, raw = sender.message(mailbox, subject, body=GTUBE_JUNK + "\r\n" + BODY.format(subject=subject))
+    frm, subject, raw = sender.message(mailbox, subject, body=GTUBE_JUNK + "\r\n" + body(subject))
     assert inbound.send(frm, mailbox, raw) == (250, b"")
     assert inbound.where(mailbox, subject)[0] == "Junk"
     before = bayes(devenv)

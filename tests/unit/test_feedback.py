@@ -36,3 +36,12 @@ def test_guillotine_needs_volume_and_a_rate_above_threshold():
         {"sent_month": 1000, "bounce_count": 6, "complaint_count": 0}, t)
     assert "complaint" in feedback.guillotine_reason(
         {"sent_month": 1000, "bounce_count": 0, "complaint_count": 2}, t)
+
+
+def test_guillotine_counts_outbound_spam_whatever_the_volume():
+    t = feedback.Thresholds(bounce_rate=0.5, complaint_rate=0.1, min_volume=100, spam_limit=5)
+    quiet = {"sent_month": 3, "bounce_count": 0, "complaint_count": 0}
+    assert feedback.guillotine_reason({**quiet, "spam_count": 4}, t) is None
+    assert "5 messages refused as spam" in feedback.guillotine_reason({**quiet, "spam_count": 5}, t)
+    off = feedback.Thresholds(spam_limit=0)
+    assert feedback.guillotine_reason({**quiet, "spam_count": 500}, off) is None

@@ -322,7 +322,8 @@ def reset_monthly(cur, caller, body):
         "ON CONFLICT (domain_name, month) DO NOTHING",
         {"month": month, "storage": None if storage is None else json.dumps(storage)})
     cur.execute("UPDATE outbound_counters SET sent_month = 0, bytes_month = 0, overage_month = 0, "
-                "overage_bytes_month = 0, bounce_count = 0, complaint_count = 0, bytes_month_closed = 0, "
+                "overage_bytes_month = 0, bounce_count = 0, complaint_count = 0, spam_count = 0, "
+                "bytes_month_closed = 0, "
                 "bounce_count_closed = 0, complaint_count_closed = 0, updated_at = now()")
     n = cur.rowcount
     cur.execute("INSERT INTO outbound_resets (kind, period, domains) VALUES ('monthly', %s, %s)", (month, n))

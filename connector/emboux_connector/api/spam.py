@@ -7,10 +7,10 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from marshmallow import fields
 
-from .. import names, schemas, settings, spam
+from .. import feedback, names, schemas, settings, spam
 from ..errors import ApiError
 from ..routing import endpoint
 from ..tenancy import visible_domain
@@ -99,3 +99,35 @@ def rspamd_settings_map(cur, caller):
             resp.headers["Last-Modified"] = format_datetime(stamp, usegmt=True)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+class OutboundSpamReport(schemas.Body):
+    user = fields.Raw(required=True, metadata={"type": "string", "description": "the SASL login (a mailbox)"})
+    score = fields.Raw(metadata={"type": "number", "description": "Rspamd's score"})
+    message_id = fields.Raw(metadata={"type": "string", "description": "for the log"})
+
+
+@endpoint(bp, "/mailserver/rspamd/outbound-spam", "POST", role=None, body=OutboundSpamReport, errors=(403, 404),
+          tag="inbound protection",
+          summary="Rspamd reports a message of an authenticated user refused as spam (RSPAMD_MAP_CLIENTS only)")
+def outbound_spam(cur, caller, body):
+    """Counted for the user's domain (spam_count) and judged by the same
+    guillotine as bounces and complaints: GUILLOTINE_SPAM_LIMIT refusals in
+    the month suspend the domain's outbound, the reason recorded. An unknown
+    user counts nothing (200, domain null)."""
+    _map_caller_ok()
+    user = body["user"]
+    if not isinstance(user, str) or len(user) > 320:
+        raise ApiError(400, "user: must be a string", code="invalid_field")
+    cur.execute("SELECT d.id, d.name FROM mailboxes m JOIN domains d ON d.id = m.domain_id "
+                "WHERE m.email = %s FOR UPDATE OF d", (user.strip().lower(),))
+    dom = cur.fetchone()
+    if dom is None:
+        return {"domain": None, "spam_count": None, "suspended": False}
+    count, suspended_now = feedback.record_outbound_spam(cur, dom)
+    current_app.logger.warning("outbound spam refused for %s (domain %s, message %s, score %s): %d this month%s",
+                               user, dom["name"], str(body.get("message_id", ""))[:200], body.get("score"),
+                               count, "; outbound suspended" if suspended_now else "")
+    cur.execute("SELECT outbound_status FROM domains WHERE id = %s", (dom["id"],))
+    return {"domain": dom["name"], "spam_count": count,
+            "suspended": cur.fetchone()["outbound_status"] == "suspended"}
