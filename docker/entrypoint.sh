@@ -30,10 +30,13 @@ export DMARC_REPORT_ADDRESS="${DMARC_REPORT_ADDRESS:-dmarc-reports@$MAIL_HOSTNAM
 export TLSRPT_REPORT_ADDRESS="tls-reports@$MAIL_HOSTNAME"
 case "${TLSRPT_RUA:-}" in mailto:*) TLSRPT_REPORT_ADDRESS=${TLSRPT_RUA#mailto:} ;; esac
 export REPORTS_LMTP="${REPORTS_LMTP:-inet:reports:10026}"
+# ManageSieve's port inside the container (compose publishes 4190 at
+# EMBOUX_PORT_MANAGESIEVE); an env file from before it existed gets 4190.
+export MANAGESIEVE_PORT="${MANAGESIEVE_PORT:-4190}"
 # Malformed settings stop the container here, before anything is written,
 # naming the variable (a port "25x" would otherwise surface as a cryptic
 # Postfix error, a left-over change-me as a failed DB login).
-for v in SMTP_PORT SUBMISSION_PORT SUBMISSIONS_PORT IMAP_PORT IMAPS_PORT DB_PORT POLICYD_PORT OPENDKIM_PORT \
+for v in SMTP_PORT SUBMISSION_PORT SUBMISSIONS_PORT IMAP_PORT IMAPS_PORT MANAGESIEVE_PORT DB_PORT POLICYD_PORT OPENDKIM_PORT \
          VMAIL_UID VMAIL_GID MESSAGE_SIZE_LIMIT; do
     eval "val=\${$v:-}"
     case "$val" in ''|*[!0-9]*) echo "mail: $v must be a number (got '$val')" >&2; exit 64 ;; esac

@@ -44,6 +44,10 @@ mail_vars() {
     # implicit TLS, as in production (465 and 993 there)
     SUBMISSIONS_PORT=$(env_port SUBMISSIONS_PORT 2465)
     IMAPS_PORT=$(env_port IMAPS_PORT 2993)
+    # ManageSieve (4190 in production; STARTTLS): the webmail's managesieve
+    # plugin is turned on when MANAGESIEVE_PORT is in var/dev.env.
+    export MANAGESIEVE_PORT
+    MANAGESIEVE_PORT=$(env_port MANAGESIEVE_PORT 24190)
     export POSTFIX_QUEUE_DIR="$MAIL_DIR/spool" POSTFIX_DATA_DIR="$MAIL_DIR/postfix-data"
     export POSTFIX_LOG="$LOG/postfix.log" POSTFIX_LOG_DIR="$LOG"
     export DOVECOT_INSTANCE=emboux-dev DOVECOT_BASE_DIR="$MAIL_DIR/dovecot-run"
@@ -185,6 +189,7 @@ stack_mail_up() {
     wait_port 127.0.0.1 "$SUBMISSION_PORT" 5 || die "Postfix not listening on $SUBMISSION_PORT (see $POSTFIX_LOG)"
     wait_port 127.0.0.1 "$SUBMISSIONS_PORT" 5 || die "Postfix not listening on $SUBMISSIONS_PORT (see $POSTFIX_LOG)"
     wait_port 127.0.0.1 "$IMAPS_PORT" 15 || die "Dovecot not listening on $IMAPS_PORT (see $DOVECOT_LOG)"
+    wait_port 127.0.0.1 "$MANAGESIEVE_PORT" 15 || die "Dovecot not listening on ManageSieve $MANAGESIEVE_PORT (see $DOVECOT_LOG)"
 
     # Where the mail server is, for the tests, Odoo and the connector
     # (emboux_connector/mailserver.py reads these).
@@ -226,5 +231,6 @@ stack_mail_status() {
     echo "  submissions     $(env_get SMTP_HOST):$(env_get SUBMISSIONS_PORT)   (implicit TLS + AUTH; CA: MAIL_TLS_CERT)"
     echo "  IMAP            $(env_get IMAP_HOST):$(env_get IMAP_PORT)   (Dovecot $dv; log $LOG/dovecot.log)"
     echo "  IMAPS           $(env_get IMAP_HOST):$(env_get IMAPS_PORT)   (implicit TLS)"
+    echo "  ManageSieve     $(env_get IMAP_HOST):$(env_get MANAGESIEVE_PORT)   (STARTTLS; the mailbox's Sieve filters)"
     echo "  mail store      $(env_get VMAIL_DIR)"
 }

@@ -53,7 +53,7 @@ class Deployment:
     def __init__(self, tmp):
         self.project = f"embtest{uuid.uuid4().hex[:8]}"
         self.ports = {k: free_port() for k in ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "API", "ODOO",
-                                               "WEBMAIL")}
+                                               "WEBMAIL", "MANAGESIEVE")}
         self.odoo_password = secrets.token_hex(12)
         self.api_key = secrets.token_hex(24)
         self.env_file = tmp / "mail.env"
