@@ -1,4 +1,4 @@
-"""A minimal ManageSieve client (RFC 5804) for tests/inbound: just what a
+"""A minimal ManageSieve client (RFC 5804) for tests/inbound and tests/webmail: just what a
 client program does -- STARTTLS, AUTHENTICATE PLAIN, PUTSCRIPT, SETACTIVE,
 LISTSCRIPTS, GETSCRIPT, DELETESCRIPT -- and every response kept whole
 (OK/NO/BYE, its response code and its text), so a test can read the
