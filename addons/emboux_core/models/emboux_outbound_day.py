@@ -12,21 +12,24 @@ class EmbouxOutboundDay(models.Model):
     _order = "day desc, domain_id"
     _rec_name = "day"
 
-    domain_id = fields.Many2one("emboux.domain", required=True, readonly=True, index=True,
-                                ondelete="cascade")
+    # indexed by the unique (domain_id, day) constraint; one index less to write per pulled day
+    domain_id = fields.Many2one("emboux.domain", required=True, readonly=True, ondelete="cascade")
     tenant_id = fields.Many2one(related="domain_id.tenant_id", store=True, index=True, string="Tenant")
-    company_id = fields.Many2one(related="domain_id.company_id", store=True, index=True)
+    company_id = fields.Many2one(related="domain_id.company_id", store=True)
     day = fields.Date(required=True, readonly=True, index=True, help="UTC day, closed by the daily reset.")
     sent = fields.Integer(readonly=True, help="Recipients accepted for delivery that day.")
     bytes = fields.Float(readonly=True, digits=(20, 0), help="Bytes sent that day.")  # pylint: disable=redefined-builtin
     overage = fields.Integer(readonly=True, help="Recipients over a soft limit that day (billed).")
     bounces = fields.Integer(readonly=True, help="Hard bounces reported that day.")
     complaints = fields.Integer(readonly=True, help="Spam complaints reported that day.")
-    # a day's rates; a period's true rate is its bounces / its sent (pivot: the sums)
-    bounce_rate = fields.Float("Bounce rate (%)", compute="_compute_rates", store=True, digits=(16, 3),
-                               aggregator="avg")
-    complaint_rate = fields.Float("Complaint rate (%)", compute="_compute_rates", store=True, digits=(16, 3),
-                                  aggregator="avg")
+    # A day's rates. Grouped, they are the mean of the days' rates (each
+    # domain-day counts once): a period's own rate is its bounces / its sent.
+    bounce_rate = fields.Float("Daily bounce rate (%)", compute="_compute_rates", store=True, digits=(16, 3),
+                               aggregator="avg", help="Bounces / sent that day. Grouped: the mean of the days' "
+                                                      "rates; the period's own rate is its bounces / its sent.")
+    complaint_rate = fields.Float("Daily complaint rate (%)", compute="_compute_rates", store=True,
+                                  digits=(16, 3), aggregator="avg",
+                                  help="Complaints / sent that day. Grouped: the mean of the days' rates.")
 
     _domain_day_unique = models.Constraint("UNIQUE (domain_id, day)", "One row per domain and day.")
 

@@ -13,6 +13,7 @@ customers (the master token sees the whole platform)."""
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
@@ -73,27 +74,38 @@ class EmbouxOutboundPull(models.AbstractModel):
         icp = self.env["ir.config_parameter"].sudo()
         client = self.env["emboux.connector"]._client()
         stats = {}
-        for feed, path in FEEDS.items():
-            key = CURSOR_PARAM % feed
-            cursor = icp.get_param(key) or None
-            written = read = pages = 0
-            for _page in range(max_pages):
-                page = client.call("GET", path, params=dict({"limit": PAGE}, **({"cursor": cursor} if cursor else {})))
-                pages += 1
-                entries = page.get("entries") or []
-                read += len(entries)
-                if entries:
-                    # the SQL below reads and writes tables the ORM may hold pending changes of
-                    self.env.flush_all()
-                    written += getattr(self, f"_apply_{feed}")(entries)
-                    # a page with no entries leaves the cursor (and the database) as it was
-                    cursor = page["next_cursor"]
-                    icp.set_param(key, cursor)
-                if commit:
-                    self.env.cr.commit()  # pylint: disable=invalid-commit
-                if not page.get("more"):
-                    break
-            stats.update({feed: written, f"{feed}_entries": read, f"{feed}_pages": pages})
+        # The next page is fetched (HTTP only, no cursor) while this one is applied.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for feed, path in FEEDS.items():
+                key = CURSOR_PARAM % feed
+
+                def fetch(cursor, path=path):
+                    params = {"limit": PAGE, "cursor": cursor} if cursor else {"limit": PAGE}
+                    return client.call("GET", path, params=params)
+
+                cursor = icp.get_param(key) or None
+                written = read = pages = 0
+                coming = pool.submit(fetch, cursor)
+                for _page in range(max_pages):
+                    page = coming.result()
+                    pages += 1
+                    more = page.get("more")
+                    if more:
+                        coming = pool.submit(fetch, page["next_cursor"])
+                    entries = page.get("entries") or []
+                    read += len(entries)
+                    if entries:
+                        # the SQL below reads and writes tables the ORM may hold pending changes of
+                        self.env.flush_all()
+                        written += getattr(self, f"_apply_{feed}")(entries)
+                        # a page with no entries leaves the cursor (and the database) as it was
+                        cursor = page["next_cursor"]
+                        icp.set_param(key, cursor)
+                    if commit:
+                        self.env.cr.commit()  # pylint: disable=invalid-commit
+                    if not more:
+                        break
+                stats.update({feed: written, f"{feed}_entries": read, f"{feed}_pages": pages})
         return stats
 
     def _stamp(self):

@@ -26,8 +26,6 @@ from .. import schemas
 from ..errors import ApiError
 from ..fields import StrictString
 from ..routing import endpoint
-from .outbound import _rate
-from .suppression import entry_json
 
 bp = Blueprint("feeds", __name__)
 
@@ -52,10 +50,17 @@ def horizon(cur):
     nxt = cur.fetchone()["n"]
     cur.execute("SELECT backend_xid::text::bigint AS x FROM pg_stat_activity "
                 "WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
-    low = nxt & 0xFFFFFFFF
-    # pg_stat_activity shows 32-bit ids: a running one lies less than 2^31 below the next
-    running = [nxt - ((low - r["x"]) & 0xFFFFFFFF) for r in cur.fetchall()]
-    return min([nxt, *running])
+    return min([nxt, *(widen(nxt, r["x"]) for r in cur.fetchall())])
+
+
+def widen(nxt, xid32):
+    """The 64-bit id of a running transaction shown with its 32-bit id:
+    within 2^31 of `nxt`, below it, or above it when it got its id after
+    `nxt` was read (then it does not lower the horizon)."""
+    delta = (nxt - xid32) & 0xFFFFFFFF
+    if delta >= 0x80000000:
+        delta -= 0x100000000
+    return nxt - delta
 
 
 def parse_cursor(feed, cursor):
@@ -74,22 +79,36 @@ def parse_cursor(feed, cursor):
     return pos
 
 
-def _page(cur, caller, feed, query, sql, to_json):
+def _page(cur, caller, feed, query, sql, entry):
     """One page of `sql` (rows carry feed_xid, k1, k2) after the cursor and
-    below the horizon."""
+    below the horizon. The entries are built as JSON by PostgreSQL (`entry`,
+    an expression over a row): a page of 5,000 costs one aggregate, not
+    5,000 Python dicts built and serialised one by one."""
     after = parse_cursor(feed, query.get("cursor"))
     top = horizon(cur)
     limit = query["limit"]
-    cur.execute(sql, dict(x=after[0], k1=after[1], k2=after[2], horizon=top, limit=limit + 1,
-                          master=caller.is_master, partner=caller.partner_ref))
-    rows = cur.fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    cur.execute(PAGE_SQL.format(sql=sql, entry=entry),
+                dict(x=after[0], k1=after[1], k2=after[2], horizon=top, limit=limit + 1, page=limit,
+                     master=caller.is_master, partner=caller.partner_ref))
+    page = cur.fetchone()
+    more = page["n"] > limit
     # a full page goes on after its last row; otherwise everything below the
     # horizon is answered and the next page starts there
-    nxt = (rows[-1]["feed_xid"], rows[-1]["k1"], rows[-1]["k2"]) if more else max(after, (top, -1, -1))
-    return {"entries": [to_json(r) for r in rows], "count": len(rows),
+    nxt = (page["last_x"], page["last_k1"], page["last_k2"]) if more else max(after, (top, -1, -1))
+    return {"entries": page["entries"], "count": len(page["entries"]),
             "next_cursor": f"{feed}.{nxt[0]}.{nxt[1]}.{nxt[2]}", "more": more}
+
+
+# up to limit + 1 rows of a feed's query (the extra one says `more`), as one JSON array
+PAGE_SQL = """
+WITH page AS (SELECT q.*, row_number() OVER (ORDER BY q.feed_xid, q.k1, q.k2) AS rn FROM ({sql}) q)
+SELECT coalesce(json_agg({entry} ORDER BY rn) FILTER (WHERE rn <= %(page)s), '[]'::json) AS entries,
+       count(*) AS n,
+       (array_agg(feed_xid ORDER BY rn DESC) FILTER (WHERE rn <= %(page)s))[1] AS last_x,
+       (array_agg(k1 ORDER BY rn DESC) FILTER (WHERE rn <= %(page)s))[1] AS last_k1,
+       (array_agg(k2 ORDER BY rn DESC) FILTER (WHERE rn <= %(page)s))[1] AS last_k2
+FROM page
+"""
 
 
 # The tenant rule in every feed: the master sees all, a client its partner's
@@ -134,25 +153,28 @@ SELECT * FROM (
 """
 
 
-def counters_json(r):
-    return {"name": r["name"], "partner_ref": r["partner_ref"], "outbound_status": r["outbound_status"],
-            "outbound_status_reason": r["outbound_status_reason"],
-            "outbound_sent_today": r["sent_today"], "outbound_sent_month": r["sent_month"],
-            "outbound_bytes_month": r["bytes_month"], "overage_today": r["overage_today"],
-            "overage_month": r["overage_month"], "overage_bytes_month": r["overage_bytes_month"],
-            "bounce_count": r["bounce_count"], "complaint_count": r["complaint_count"],
-            "bounce_rate": _rate(r["bounce_count"], r["sent_month"]),
-            "complaint_rate": _rate(r["complaint_count"], r["sent_month"]),
-            "updated_at": r["updated_at"].isoformat()}
+def _rate_sql(n):
+    """api/outbound.py's _rate: percent of this month's sent, 3 decimals, 0 when nothing sent."""
+    return f"(CASE WHEN sent_month > 0 THEN round(100.0 * {n} / sent_month, 3) ELSE 0 END)::float8"
 
 
-def history_json(r):
-    return {"domain": r["domain"], "day": r["day"].isoformat(), "sent": r["sent"], "bytes": r["bytes"],
-            "overage": r["overage"], "bounces": r["bounces"], "complaints": r["complaints"]}
+# The same fields as GET /domains/{name}/outbound (api/outbound.py)
+COUNTERS_ENTRY = f"""json_build_object(
+    'name', name, 'partner_ref', partner_ref, 'outbound_status', outbound_status,
+    'outbound_status_reason', outbound_status_reason, 'outbound_sent_today', sent_today,
+    'outbound_sent_month', sent_month, 'outbound_bytes_month', bytes_month, 'overage_today', overage_today,
+    'overage_month', overage_month, 'overage_bytes_month', overage_bytes_month, 'bounce_count', bounce_count,
+    'complaint_count', complaint_count, 'bounce_rate', {_rate_sql("bounce_count")},
+    'complaint_rate', {_rate_sql("complaint_count")}, 'updated_at', updated_at)"""
 
+HISTORY_ENTRY = """json_build_object(
+    'domain', domain, 'day', day, 'sent', sent, 'bytes', bytes, 'overage', overage, 'bounces', bounces,
+    'complaints', complaints)"""
 
-def suppression_json(r):
-    return dict(entry_json(r), removed=r["removed"])
+# The fields of GET /suppression (api/suppression.py: entry_json), and `removed`
+SUPPRESSION_ENTRY = """json_build_object(
+    'id', id, 'email', email, 'reason', reason, 'source_domain', source_domain, 'provider', provider,
+    'created_at', created_at, 'removed', removed)"""
 
 
 @endpoint(bp, "/outbound/feed/counters", "GET", role="either", query=FeedQuery,
@@ -162,7 +184,7 @@ def counters_feed(cur, caller, query):
     after `cursor`, with the same fields as `GET /domains/{name}/outbound`.
     Pass `next_cursor` back while `more` is true; later, to get what changed
     since. A client token sees its own domains only. 400 `invalid_cursor`."""
-    return _page(cur, caller, "counters", query, COUNTERS_SQL, counters_json)
+    return _page(cur, caller, "counters", query, COUNTERS_SQL, COUNTERS_ENTRY)
 
 
 @endpoint(bp, "/outbound/feed/history", "GET", role="either", query=FeedQuery,
@@ -171,7 +193,7 @@ def history_feed(cur, caller, query):
     """One entry per domain and closed day (reset-daily) written after
     `cursor`. Days closed before bounces and complaints were recorded per
     day carry 0. A client token sees its own domains only."""
-    return _page(cur, caller, "history", query, HISTORY_SQL, history_json)
+    return _page(cur, caller, "history", query, HISTORY_SQL, HISTORY_ENTRY)
 
 
 @endpoint(bp, "/outbound/feed/suppression", "GET", role="either", query=FeedQuery,
@@ -181,4 +203,4 @@ def suppression_feed(cur, caller, query):
     your copy) after `cursor`. The master sees the whole list; a client token
     only the entries its own domains' mail caused (the list's other entries
     say what happened to another tenant's mail)."""
-    return _page(cur, caller, "suppression", query, SUPPRESSION_SQL, suppression_json)
+    return _page(cur, caller, "suppression", query, SUPPRESSION_SQL, SUPPRESSION_ENTRY)
