@@ -73,7 +73,8 @@ rspamd_vars() {
     export RSPAMD_REDIS_SERVERS="127.0.0.1:$RSPAMD_REDIS_PORT"
     export RSPAMD_FUZZY_BIND="127.0.0.1:$RSPAMD_FUZZY_PORT"
     export RSPAMD_DNS_SERVERS="\"$(env_get DNS_RESOLVER)\""
-    export RSPAMD_MAP_INTERVAL=1s RSPAMD_LOG_LEVEL=info
+    export RSPAMD_MAP_INTERVAL=1s RSPAMD_LOG_LEVEL=info RSPAMD_WORKERS
+    RSPAMD_WORKERS=$(nproc 2>/dev/null || echo 2)
     # The connector serves it to the addresses in RSPAMD_MAP_CLIENTS (no secret in the URL)
     export RSPAMD_SETTINGS_URL="$api/mailserver/rspamd/settings"
     export RSPAMD_REPORT_URL="$api/mailserver/rspamd/outbound-spam"
