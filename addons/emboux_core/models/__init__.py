@@ -8,6 +8,7 @@ from . import emboux_domain_identity
 from . import emboux_dns_record
 from . import emboux_domain_subdomain
 from . import emboux_domain
+from . import emboux_domain_dmarc
 from . import emboux_mailbox
 from . import emboux_alias
 from . import emboux_change_feed

@@ -8,4 +8,5 @@ from . import test_ownership
 from . import test_error_codes
 from . import test_back_office
 from . import test_identity
+from . import test_dmarc
 from . import test_outbound_pull
