@@ -1,5 +1,6 @@
 """The platform's periodic jobs, runnable without Odoo: `emboux-connector
 reset-daily | reset-monthly | purge-retention | poll-verification | clean-dkim`
+(and `pull-json`, the scheduler's only)
 (cron, systemd timers) and `emboux-connector scheduler` (scheduler.py).
 
 Each job takes a dict cursor inside one transaction and returns a JSON-able
@@ -90,7 +91,25 @@ def clean_dkim(cur):
     return {"rotated": rotated, "retired": n, "deleted": dkim.delete_retired(cur)}
 
 
+def pull_json(cur):
+    """Seed 002's Basic JSON API: pull every tenant document that is due
+    (jsonpull.py). A rejected document is a recorded run, not a failure."""
+    from . import jsonpull
+    return jsonpull.pull_due(cur)
+
+
+def after_commit(job, report):
+    """What a job leaves for after its commit: the stored mail of mailboxes a
+    JSON pull removed (mailserver.py refuses while the row exists)."""
+    for email in (report or {}).get("removed_mailboxes", []) if job == "pull-json" else []:
+        try:
+            stores.remove_mailbox_store(email)
+        except Exception:  # the removal is committed; the store is cleaned best effort, logged
+            log.exception("removing the mail store of %s failed", email)
+
+
 JOBS = {
+    "pull-json": pull_json,
     "reset-daily": reset_daily,
     "reset-monthly": reset_monthly,
     "purge-retention": purge_retention,

@@ -41,14 +41,15 @@ CRYPT_SCHEMES = {
     "$5$": ("{SHA256-CRYPT}", sha256_crypt, False),
     "$6$": ("{SHA512-CRYPT}", sha512_crypt, False),
 }
-_CRYPT = re.compile(r"^\$(?:1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}"
-                    r"|[56]\$(?:rounds=[1-9][0-9]{3,5}\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{43,86})$")
+_ROUNDS_SALT = r"(?:rounds=[1-9][0-9]{3,5}\$)?[./0-9A-Za-z]{1,16}\$"
+_CRYPT = re.compile(r"\$1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}"
+                    rf"|\$5\${_ROUNDS_SALT}[./0-9A-Za-z]{{43}}|\$6\${_ROUNDS_SALT}[./0-9A-Za-z]{{86}}")
 
 
 def stored_from_crypt(value, field="password"):
     """(stored value with its scheme prefix, weak) for a crypt hash given as
     is; 400 naming the field for anything else (a plain password included)."""
-    if not isinstance(value, str) or not _CRYPT.match(value):
+    if not isinstance(value, str) or not _CRYPT.fullmatch(value):   # fullmatch: no final newline
         raise ApiError(400, f"{field}: a crypt hash is required ($1$, $5$ or $6$, e.g. "
                             "$6$rounds=100000$salt$hash)", code="password_hash_invalid")
     scheme, _verifier, weak = CRYPT_SCHEMES[value[:3]]

@@ -41,6 +41,10 @@ def _quarter(now):
     return now.strftime("%Y-%m-%dT%H:") + f"{now.minute // 15 * 15:02d}"
 
 
+def _five(now):
+    return now.strftime("%Y-%m-%dT%H:") + f"{now.minute // 5 * 5:02d}"
+
+
 # job -> the period it is due for at `now` (UTC)
 SCHEDULE = {
     "reset-daily": _day,
@@ -48,6 +52,7 @@ SCHEDULE = {
     "purge-retention": _day,
     "poll-verification": _quarter,
     "clean-dkim": _hour,
+    "pull-json": _five,     # each tenant's document at its own interval_minutes (5 at least)
 }
 
 
@@ -111,6 +116,7 @@ def tick(db, now=None):
                     continue
                 report = run_job(cur, job, now, period)
             if report is not None:
+                jobs.after_commit(job, report)
                 log.info("scheduler: %s done for %s: %s", job, period, json.dumps(report, default=str))
         except Exception as exc:  # one job's failure must not stop the others
             detail = getattr(exc, "detail", None) or str(exc)

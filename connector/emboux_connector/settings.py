@@ -62,6 +62,15 @@ _SETTINGS = (
             "comma-separated addresses of reverse proxies whose `X-Forwarded-For` (last hop) names the client; "
             "by default the header is ignored, so a client cannot choose the address it is counted under",
             CONNECTOR),
+    Setting("JSON_PULL_TIMEOUT", float, 10, "seconds one fetch of a tenant's seed 002 JSON document may take "
+            "(connection, TLS and body)", CONNECTOR),
+    Setting("JSON_PULL_MAX_BYTES", int, 1048576, "largest seed 002 JSON document fetched; a larger one is "
+            "refused (the run is recorded as rejected, nothing changes)", CONNECTOR),
+    Setting("JSON_PULL_CA_FILE", str, None, "CA certificates (PEM) the JSON pull trusts instead of the system's "
+            "(the dev stack's test CA)", CONNECTOR, shown="the system's"),
+    Setting("JSON_PULL_ALLOW_PRIVATE", str, "0", "`1`: the JSON pull may fetch from loopback, private and "
+            "reserved addresses (dev and test stacks only: otherwise a tenant could make the platform read "
+            "its own network)", CONNECTOR, shown="`0`"),
     # --- the mail servers and DNS -------------------------------------------------------
     Setting("MAIL_HOSTNAME", str, "mail.emboux.test", "the mail server's host name (SPF `a:`, MX, reserved)",
             SERVERS),

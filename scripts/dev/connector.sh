@@ -7,6 +7,22 @@ connector_env() {  # the environment the connector reads (see connector/README)
     set -a; . "$ENV_FILE"; set +a
 }
 
+# Seed 002's JSON pull fetches tenants' documents over HTTPS: in the dev stack
+# tests serve them from 127.0.0.1 with certificates of this CA (made once,
+# kept), so the connector trusts it and may fetch from loopback. Never in
+# production (README: JSON_PULL_ALLOW_PRIVATE).
+json_pull_test_ca() {
+    local dir="$VAR/json-pull-ca"
+    if [ ! -s "$dir/ca.pem" ]; then
+        mkdir -p "$dir" && chmod 700 "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=EmBoux dev JSON pull test CA" \
+            -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1 || die "cannot make the JSON pull test CA"
+    fi
+    env_set JSON_PULL_CA_FILE "$dir/ca.pem"
+    env_set JSON_PULL_CA_KEY "$dir/ca.key"
+    env_set JSON_PULL_ALLOW_PRIVATE 1
+}
+
 connector_setup() {
     # The master token: the operator's if set, else one generated and kept.
     if [ -n "${EMBOUX_API_KEY:-}" ]; then env_set EMBOUX_API_KEY "$EMBOUX_API_KEY"; else env_secret EMBOUX_API_KEY 32 >/dev/null; fi
@@ -14,6 +30,7 @@ connector_setup() {
     env_set EMBOUX_API_URL "http://127.0.0.1:$port"
     # gunicorn runs as a daemon here: application logs (500 tracebacks) go to a file
     env_set EMBOUX_LOG_FILE "$LOG/connector-app.log"
+    json_pull_test_ca
     connector_env
     say "migrating the mail DB"
     "$VENV/bin/emboux-connector" migrate || die "migrations failed"

@@ -17,17 +17,6 @@ ALICE, BOB, OFFICE = "alice@example.com", "bob@example.com", "office@example.com
 PASSWORD = "alice's password 1"
 
 
-@pytest.fixture
-def seed_domain(api, tenant):
-    """example.com, the seed's domain, vouched by the operator for the tenant
-    (the seed's examples name it); gone again afterwards."""
-    api.delete(f"/domains/{DOMAIN}")   # a run that was interrupted
-    r = api.post("/domains/", json={"name": DOMAIN, "partner_ref": tenant.partner_ref})
-    assert r.status_code == 201, r.text
-    yield DOMAIN
-    api.delete(f"/domains/{DOMAIN}")
-
-
 def _submission(devenv, user, password):
     return submission_session(devenv.get("SMTP_HOST") or "127.0.0.1", int(devenv["SUBMISSION_PORT"]),
                               user, password)

@@ -104,6 +104,7 @@ def _set(cur, row, column, value):
 
 
 @endpoint(bp, "/mail/account/", "POST", role="either", body=AccountCreate, status=201, response=ACCOUNT,
+          errors=(404,),
           tag="seed 002", summary="Create an account (seed 002): a mailbox name@domain")
 def create_account(cur, caller, body):
     domain = names.domain_name(body["domain"], "domain")

@@ -69,7 +69,7 @@ def _write(cur, caller, source, domain, to):
 
 
 @endpoint(bp, "/mail/alias/", "POST", role="either", body=AliasCreate, status=201, response=ALIAS,
-          errors=(409,), tag="seed 002", summary="Create an alias (seed 002)")
+          errors=(404, 409), tag="seed 002", summary="Create an alias (seed 002)")
 def create_alias(cur, caller, body):
     """An alias that exists already is 409 `alias_exists` (PUT changes its `to`)."""
     domain = names.domain_name(body["domain"], "domain")
