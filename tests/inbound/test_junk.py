@@ -6,14 +6,15 @@ import socket
 
 from inbound_helpers import GTUBE_JUNK, unique, until
 
-# Words never seen before (Rspamd skips learning a message its Bayes already
-# classifies with confidence), long enough to be learned.
-BODY = ("Dear customer, your parcel {subject} is waiting at the depot. Confirm the delivery "
-        "address and pay the customs fee today. Reference codes: {codes}\r\n")
-
-
 def body(subject):
-    return BODY.format(subject=subject, codes=" ".join(unique("w") for _ in range(40)))
+    """Words never seen before, and nothing else: Rspamd skips learning a
+    message its Bayes already classifies with confidence. Long enough for
+    Bayes and for fuzzy hashes (1 KB)."""
+    return f"{subject} " + " ".join(unique("w") for _ in range(100)) + "\r\n"
+
+
+def fuzzy_hit(inbound, frm, rcpt, raw):
+    return "EMBOUX_FUZZY_SPAM" in inbound.scan(frm, rcpt, raw)["symbols"]
 
 
 def bayes(devenv):
@@ -66,9 +67,12 @@ def test_moving_into_and_out_of_junk_trains_rspamd(inbound, make_sender, mailbox
     after = until(lambda: (lambda b: b if b["BAYES_SPAM"] > before["BAYES_SPAM"] else None)(bayes(devenv)),
                   what="Rspamd learning spam")
     assert after["BAYES_HAM"] == before["BAYES_HAM"]
-    # the user changes their mind: out of Junk, learned as ham
+    # and its fuzzy hash is known: copies now score EMBOUX_FUZZY_SPAM
+    until(lambda: fuzzy_hit(inbound, frm, mailbox, raw), what="the fuzzy hash stored")
+    # the user changes their mind: out of Junk, learned as ham, the hash removed
     _move(inbound, mailbox, subject, "Junk", "INBOX")
     until(lambda: bayes(devenv)["BAYES_HAM"] > after["BAYES_HAM"], what="Rspamd learning ham")
+    until(lambda: not fuzzy_hit(inbound, frm, mailbox, raw), what="the fuzzy hash removed")
 
 
 def test_deleting_from_junk_trains_nothing(inbound, make_sender, mailbox, devenv):
