@@ -35,19 +35,19 @@ RUN = {"type": "object", "required": ["id", "status", "created", "changed", "rem
     "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}}
 
 
-class SourceSet(schemas.Body):
+class JsonSourceSet(schemas.Body):
     url = StrictString(required=True, max_length=2000, metadata={"description": "https:// only"})
     interval_minutes = StrictInteger(validate=validate.Range(min=5, max=1440),
                                      metadata={"description": "how often it is pulled (default 60)"})
     enabled = StrictBoolean(metadata={"description": "false: not pulled on schedule (default true)"})
 
 
-class TenantQuery(schemas.Body):
+class JsonSourceTenantQuery(schemas.Body):
     partner_ref = StrictString(max_length=128, validate=schemas.PARTNER_REF,
                                metadata={"description": "the tenant; required with the master token"})
 
 
-class RunsQuery(TenantQuery):
+class JsonSourceRunsQuery(JsonSourceTenantQuery):
     limit = fields.Integer(validate=validate.Range(min=1, max=200), metadata={"description": "default 20"})
 
 
@@ -69,8 +69,9 @@ def _source(cur, partner_ref):
     return row
 
 
-@endpoint(bp, "/mail/json-source/", "PUT", role="either", body=SourceSet, query=TenantQuery, response=SOURCE,
-          tag="seed 002", summary="Register (or change) the tenant's seed 002 JSON document URL; pulled soon after")
+@endpoint(bp, "/mail/json-source/", "PUT", role="either", body=JsonSourceSet, query=JsonSourceTenantQuery,
+          response=SOURCE, tag="seed 002",
+          summary="Register (or change) the tenant's seed 002 JSON document URL; pulled soon after")
 def set_source(cur, caller, body, query):
     partner_ref = _tenant(caller, query)
     try:
@@ -86,14 +87,14 @@ def set_source(cur, caller, body, query):
     return jsonpull.source_json(cur.fetchone())
 
 
-@endpoint(bp, "/mail/json-source/", "GET", role="either", errors=(404,), query=TenantQuery, response=SOURCE,
+@endpoint(bp, "/mail/json-source/", "GET", role="either", errors=(404,), query=JsonSourceTenantQuery, response=SOURCE,
           tag="seed 002",
           summary="The tenant's seed 002 JSON document source")
 def get_source(cur, caller, query):
     return jsonpull.source_json(_source(cur, _tenant(caller, query)))
 
 
-@endpoint(bp, "/mail/json-source/", "DELETE", role="either", errors=(404,), query=TenantQuery, status=204,
+@endpoint(bp, "/mail/json-source/", "DELETE", role="either", errors=(404,), query=JsonSourceTenantQuery, status=204,
           tag="seed 002",
           summary="Stop pulling the tenant's JSON document (accounts and aliases stay as they are)")
 def delete_source(cur, caller, query):
@@ -102,7 +103,7 @@ def delete_source(cur, caller, query):
         raise ApiError(404, "JSON source not found", code="json_source_not_found")
 
 
-@endpoint(bp, "/mail/json-source/pull", "POST", role="either", errors=(404,), query=TenantQuery, response=RUN,
+@endpoint(bp, "/mail/json-source/pull", "POST", role="either", errors=(404,), query=JsonSourceTenantQuery, response=RUN,
           tag="seed 002",
           summary="Pull the tenant's JSON document now and converge to it; answers the recorded run")
 def pull_now(cur, caller, query):
@@ -115,7 +116,7 @@ def pull_now(cur, caller, query):
     return run
 
 
-@endpoint(bp, "/mail/json-source/runs", "GET", role="either", query=RunsQuery, errors=(404,),
+@endpoint(bp, "/mail/json-source/runs", "GET", role="either", query=JsonSourceRunsQuery, errors=(404,),
           response=responses.array_of(RUN), tag="seed 002",
           summary="The tenant's JSON pulls, newest first: created, changed, removed, warnings, rejections")
 def list_runs(cur, caller, query):

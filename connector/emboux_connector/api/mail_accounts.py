@@ -48,7 +48,7 @@ _SELECT = ("SELECT m.email, m.local_part, d.name AS domain, m.password_hash, m.s
            "m.submission_disabled FROM mailboxes m JOIN domains d ON d.id = m.domain_id WHERE true")
 
 
-class AccountCreate(schemas.Body):
+class SeedAccountCreate(schemas.Body):
     name = StrictString(required=True, max_length=64, validate=validate.Length(min=1),
                         metadata={"description": "the part before the @"})
     domain = StrictString(required=True, max_length=1000)
@@ -57,16 +57,16 @@ class AccountCreate(schemas.Body):
     spoofing_whitelist = _WHITELIST
 
 
-class AccountPassword(schemas.Body):
+class SeedAccountPassword(schemas.Body):
     password = _PASSWORD
 
 
-class AccountWhitelist(schemas.Body):
+class SeedAccountWhitelist(schemas.Body):
     spoofing_whitelist = StrictString(required=True, min_length=0, max_length=20000, metadata={
         "description": "comma-separated addresses and domains; '' = only the own address, '*' = any"})
 
 
-class DomainQuery(schemas.Body):
+class SeedDomainQuery(schemas.Body):
     domain = StrictString(max_length=1000, metadata={"description": "only this domain's (default: all)"})
 
 
@@ -103,7 +103,7 @@ def _set(cur, row, column, value):
                 (value, row["email"]))
 
 
-@endpoint(bp, "/mail/account/", "POST", role="either", body=AccountCreate, status=201, response=ACCOUNT,
+@endpoint(bp, "/mail/account/", "POST", role="either", body=SeedAccountCreate, status=201, response=ACCOUNT,
           errors=(404,),
           tag="seed 002", summary="Create an account (seed 002): a mailbox name@domain")
 def create_account(cur, caller, body):
@@ -120,7 +120,7 @@ def create_account(cur, caller, body):
     return account_json(_account(cur, caller, row["email"]))
 
 
-@endpoint(bp, "/mail/account/", "GET", role="either", query=DomainQuery, response=responses.array_of(ACCOUNT),
+@endpoint(bp, "/mail/account/", "GET", role="either", query=SeedDomainQuery, response=responses.array_of(ACCOUNT),
           tag="seed 002", summary="List accounts (seed 002), of one domain with ?domain=")
 def list_accounts(cur, caller, query):
     sql, params = scoped(_SELECT, [], caller)
@@ -137,7 +137,7 @@ def get_account(cur, caller, account_id):
     return account_json(_account(cur, caller, account_id))
 
 
-@endpoint(bp, "/mail/account/<account_id>/set_password/", "POST", role="either", body=AccountPassword,
+@endpoint(bp, "/mail/account/<account_id>/set_password/", "POST", role="either", body=SeedAccountPassword,
           response=ACCOUNT, tag="seed 002", summary="Set an account's password (seed 002)")
 def set_account_password(cur, caller, account_id, body):
     row = _account(cur, caller, account_id, lock=True)
@@ -162,7 +162,7 @@ def enable_submission(cur, caller, account_id):
 
 
 @endpoint(bp, "/mail/account/<account_id>/set_spoofing_whitelist/", "POST", role="either",
-          body=AccountWhitelist, response=ACCOUNT, tag="seed 002",
+          body=SeedAccountWhitelist, response=ACCOUNT, tag="seed 002",
           summary="Set the addresses and domains an account may send as besides its own (seed 002)")
 def set_spoofing_whitelist(cur, caller, account_id, body):
     row = _account(cur, caller, account_id, lock=True)

@@ -17,6 +17,7 @@ from ..fields import StrictString
 from ..routing import endpoint
 from ..tenancy import scoped, visible_domain
 from . import aliases
+from .mail_accounts import SeedDomainQuery
 
 bp = Blueprint("mail_aliases", __name__)
 
@@ -32,19 +33,15 @@ _GROUPED = ("SELECT a.source, d.name AS domain, string_agg(a.destination, ',' OR
             "FROM aliases a JOIN domains d ON d.id = a.domain_id WHERE a.source NOT LIKE '@%%'")
 
 
-class AliasCreate(schemas.Body):
+class SeedAliasCreate(schemas.Body):
     name = StrictString(required=True, max_length=64, validate=validate.Length(min=1),
                         metadata={"description": "the part before the @"})
     domain = StrictString(required=True, max_length=1000)
     to = _TO
 
 
-class AliasTo(schemas.Body):
+class SeedAliasTo(schemas.Body):
     to = _TO
-
-
-class DomainQuery(schemas.Body):
-    domain = StrictString(max_length=1000, metadata={"description": "only this domain's (default: all)"})
 
 
 def alias_json(row):
@@ -68,7 +65,7 @@ def _write(cur, caller, source, domain, to):
     return alias_json(_alias(cur, caller, source))
 
 
-@endpoint(bp, "/mail/alias/", "POST", role="either", body=AliasCreate, status=201, response=ALIAS,
+@endpoint(bp, "/mail/alias/", "POST", role="either", body=SeedAliasCreate, status=201, response=ALIAS,
           errors=(404, 409), tag="seed 002", summary="Create an alias (seed 002)")
 def create_alias(cur, caller, body):
     """An alias that exists already is 409 `alias_exists` (PUT changes its `to`)."""
@@ -83,7 +80,7 @@ def create_alias(cur, caller, body):
     return _write(cur, caller, source, domain, body["to"])
 
 
-@endpoint(bp, "/mail/alias/", "GET", role="either", query=DomainQuery, response=responses.array_of(ALIAS),
+@endpoint(bp, "/mail/alias/", "GET", role="either", query=SeedDomainQuery, response=responses.array_of(ALIAS),
           tag="seed 002", summary="List aliases (seed 002), of one domain with ?domain=")
 def list_aliases(cur, caller, query):
     sql, params = scoped(_GROUPED, [], caller)
@@ -100,7 +97,7 @@ def get_alias(cur, caller, alias_id):
     return alias_json(_alias(cur, caller, alias_id))
 
 
-@endpoint(bp, "/mail/alias/<alias_id>/", "PUT", role="either", body=AliasTo, response=ALIAS, tag="seed 002",
+@endpoint(bp, "/mail/alias/<alias_id>/", "PUT", role="either", body=SeedAliasTo, response=ALIAS, tag="seed 002",
           summary="Replace an alias's recipients (seed 002)")
 def update_alias(cur, caller, alias_id, body):
     row = _alias(cur, caller, alias_id)
