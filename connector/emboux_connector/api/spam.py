@@ -4,6 +4,7 @@ lists -- and the Rspamd settings map made of them, which Rspamd polls
 (from an address listed in RSPAMD_MAP_CLIENTS)."""
 
 import ipaddress
+import math
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -12,6 +13,7 @@ from marshmallow import fields
 
 from .. import feedback, names, schemas, settings, spam
 from ..errors import ApiError
+from ..fields import StrictString
 from ..routing import endpoint
 from ..tenancy import visible_domain
 
@@ -75,7 +77,8 @@ def _map_caller_ok():
     raise ApiError(403, "This address may not read the Rspamd settings map", code="forbidden")
 
 
-@endpoint(bp, "/mailserver/rspamd/settings", "GET", role=None, media="application/json", errors=(403, 404),
+@endpoint(bp, "/mailserver/rspamd/settings", "GET", role=None, errors=(403, 404),
+          response={"type": "object", "description": "Rspamd settings rules under `settings`"},
           tag="inbound protection",
           summary="Rspamd's settings map of every domain's spam settings (read by Rspamd; RSPAMD_MAP_CLIENTS)")
 def rspamd_settings_map(cur, caller):
@@ -101,10 +104,19 @@ def rspamd_settings_map(cur, caller):
     return resp
 
 
+class StrictNumber(fields.Float):
+    """A JSON number (not a string, not a boolean), finite."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.make_error("invalid")
+        return float(value)
+
+
 class OutboundSpamReport(schemas.Body):
-    user = fields.Raw(required=True, metadata={"type": "string", "description": "the SASL login (a mailbox)"})
-    score = fields.Raw(metadata={"type": "number", "description": "Rspamd's score"})
-    message_id = fields.Raw(metadata={"type": "string", "description": "for the log"})
+    user = StrictString(required=True, max_length=320, metadata={"description": "the SASL login (a mailbox)"})
+    score = StrictNumber(metadata={"description": "Rspamd's score"})
+    message_id = StrictString(min_length=0, max_length=998, metadata={"description": "for the log"})
 
 
 @endpoint(bp, "/mailserver/rspamd/outbound-spam", "POST", role=None, body=OutboundSpamReport, errors=(403, 404),
@@ -117,8 +129,6 @@ def outbound_spam(cur, caller, body):
     user counts nothing (200, domain null)."""
     _map_caller_ok()
     user = body["user"]
-    if not isinstance(user, str) or len(user) > 320:
-        raise ApiError(400, "user: must be a string", code="invalid_field")
     cur.execute("SELECT d.id, d.name FROM mailboxes m JOIN domains d ON d.id = m.domain_id "
                 "WHERE m.email = %s FOR UPDATE OF d", (user.strip().lower(),))
     dom = cur.fetchone()
