@@ -16,6 +16,7 @@
         "wizards/emboux_api_key_wizard_views.xml",
         "views/emboux_tenant_views.xml",
         "views/emboux_domain_views.xml",
+        "views/emboux_domain_spam_views.xml",
         "views/emboux_domain_dmarc_views.xml",
         "views/emboux_mailbox_views.xml",
         "views/emboux_alias_views.xml",

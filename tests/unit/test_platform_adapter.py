@@ -52,6 +52,8 @@ CASES = {
     # partial: only the settings that changed
     "domain.outbound": ("domain", dict(outbound_daily_limit=200, warmup_profile=None), "PUT",
                         "/domains/example.com/outbound", {"outbound_daily_limit": 200, "warmup_profile": None}),
+    "domain.spam": ("domain", dict(reject_score=12.5, block_senders=["@spam.example"]), "PUT",
+                    "/domains/example.com/spam", {"reject_score": 12.5, "block_senders": ["@spam.example"]}),
     "alias.upsert": ("alias", dict(domain_name="example.com", source="@example.com", destination="a@b.org"),
                      "POST", "/aliases/", {"domain_name": "example.com", "source": "@example.com",
                                            "destination": "a@b.org"}),

@@ -7,6 +7,7 @@ from . import emboux_domain_outbound
 from . import emboux_domain_identity
 from . import emboux_dns_record
 from . import emboux_domain_subdomain
+from . import emboux_domain_spam
 from . import emboux_domain
 from . import emboux_domain_dmarc
 from . import emboux_mailbox

@@ -13,7 +13,7 @@ class EmbouxDomain(models.Model):
     _name = "emboux.domain"
     _description = "Email Hosting domain"
     _inherit = ["mail.thread", "mail.activity.mixin", "emboux.sync.mixin", "emboux.domain.outbound",
-                "emboux.domain.identity", "emboux.domain.subdomain"]
+                "emboux.domain.identity", "emboux.domain.subdomain", "emboux.domain.spam"]
     _order = "name"
 
     name = fields.Char("Domain", required=True, index=True, tracking=True,
@@ -109,6 +109,7 @@ class EmbouxDomain(models.Model):
             dom._emboux_sync_outbound(self._emboux_outbound_non_defaults(vals))
             if vals.get("dkim_rotation_days"):
                 dom._emboux_sync_identity(vals)
+            dom._emboux_sync_spam_created(vals)
         return domains
 
     def _emboux_preflight(self, vals_list):
@@ -190,6 +191,8 @@ class EmbouxDomain(models.Model):
             self._emboux_store_outbound(result)
         if job.kind == "domain.dkim" and isinstance(result, dict):
             self._emboux_store_dkim(result)
+        if job.kind == "domain.spam":
+            self._emboux_store_spam(result)
         self._emboux_subdomain_job_done(job, result)
 
     # --- ownership ---------------------------------------------------------------

@@ -57,6 +57,9 @@ KINDS = {
         "outbound_daily_limit", "outbound_monthly_limit", "outbound_tier", "outbound_enforcement",
         "warmup_profile", "spike_max_multiplier", "provider"), partial=True),
     "domain.dkim": Kind("PUT", "/domains/{name}/dkim", fields=("rotation_days",)),
+    # inbound spam settings (issue 17): thresholds, greylisting, allow/block lists
+    "domain.spam": Kind("PUT", "/domains/{name}/spam", fields=(
+        "junk_score", "reject_score", "greylisting", "allow_senders", "block_senders"), partial=True),
     "domain.vouch": Kind("PUT", "/domains/{name}/ownership/vouch", fields=("vouched_by",)),
     # SaaS subdomains: a wildcard parent, an explicit link, the provider registration (v5.3)
     "domain.wildcard": Kind("PUT", "/domains/{name}/parent", fields=("wildcard",)),

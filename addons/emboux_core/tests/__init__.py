@@ -10,3 +10,4 @@ from . import test_back_office
 from . import test_identity
 from . import test_dmarc
 from . import test_outbound_pull
+from . import test_domain_spam
