@@ -14,7 +14,8 @@ from inbound_helpers import Inbound, Sender
 
 @pytest.fixture(scope="session")
 def inbound(devenv):
-    for key in ("SMTP_PORT", "IMAP_PORT", "RSPAMD_MILTER_PORT", "DNS_RESOLVER"):
+    for key in ("SMTP_PORT", "IMAP_PORT", "RSPAMD_NORMAL_PORT", "RSPAMD_CONTROLLER_PORT", "RSPAMD_REDIS_PORT",
+                "DNS_RESOLVER"):
         if not devenv.get(key):
             pytest.fail(f"{key} missing in var/dev.env: the mail stack with Rspamd is not up (./dev up)")
     return Inbound(devenv)
