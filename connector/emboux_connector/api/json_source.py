@@ -69,10 +69,11 @@ def _source(cur, partner_ref):
     return row
 
 
-@endpoint(bp, "/mail/json-source/", "PUT", role="either", body=JsonSourceSet, query=JsonSourceTenantQuery,
-          response=SOURCE, tag="seed 002",
+@endpoint(bp, "/mail/json-source/", "PUT", role="either", errors=(404,), body=JsonSourceSet,
+          query=JsonSourceTenantQuery, response=SOURCE, tag="seed 002",
           summary="Register (or change) the tenant's seed 002 JSON document URL; pulled soon after")
 def set_source(cur, caller, body, query):
+    """A client naming another tenant's `partner_ref` gets 404 `json_source_not_found`."""
     partner_ref = _tenant(caller, query)
     try:
         jsonfetch.check_url(body["url"])
