@@ -23,6 +23,7 @@ def main(argv=None):
     sub.add_parser("poll-verification", help="poll every pending sending identity (provider or DNS)")
     sub.add_parser("clean-dkim", help="rotate DKIM keys past their domain's rotation age, retire those "
                                        "past their overlap, delete retired ones")
+    sub.add_parser("pull-json", help="pull every tenant's seed 002 JSON document that is due and converge to it")
     sub.add_parser("scheduler", help="run the jobs above at their time, forever (SIGTERM stops it)")
     wait = sub.add_parser("wait-migrated", help="wait until MAILDB_DSN has every migration of this version")
     wait.add_argument("--timeout", type=int, default=300, help="seconds (default 300)")
@@ -47,7 +48,8 @@ def main(argv=None):
             print(f"wait-migrated: still missing after {args.timeout}s: {missing}", file=sys.stderr)
             return 1
         return 0
-    if args.command in ("purge-retention", "reset-daily", "reset-monthly", "poll-verification", "clean-dkim"):
+    if args.command in ("purge-retention", "reset-daily", "reset-monthly", "poll-verification", "clean-dkim",
+                        "pull-json"):
         return _run_job(args)
     if args.command == "reports-lmtp":
         from .reportsd import serve as serve_reports
@@ -97,6 +99,8 @@ def _run_job(args):
         return 1
     except _Failed as exc:
         report = exc.report
+    else:
+        jobs.after_commit(args.command, report)
     print(json.dumps(report, indent=2, default=str))
     return 1 if jobs.failed(report) else 0
 

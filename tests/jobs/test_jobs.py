@@ -155,6 +155,8 @@ def test_cli_jobs_repeat_harmlessly_and_refuse_an_open_period(sql):
     assert sql("SELECT count(*) AS n FROM outbound_resets")[0]["n"] == before
     dk = run_cli("clean-dkim")
     assert dk.returncode == 0 and "retired" in json.loads(dk.stdout), dk.stderr
+    pulled = run_cli("pull-json")
+    assert pulled.returncode == 0 and "rejected" in json.loads(pulled.stdout), pulled.stderr
 
 
 def test_unknown_job_is_refused():
