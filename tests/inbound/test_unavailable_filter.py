@@ -1,4 +1,5 @@
-"""A filter outage defers mail (4xx): with Rspamd stopped, port 25 answers
+"""(Runs last in tests/inbound: Rspamd restarts after it, its maps reload.)
+A filter outage defers mail (4xx): with Rspamd stopped, port 25 answers
 451 4.7.1 (Postfix milter_default_action = tempfail) and accepts nothing
 unscanned; once Rspamd is back, the same message is accepted and scanned.
 
