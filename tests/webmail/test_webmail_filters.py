@@ -1,8 +1,7 @@
 """Webmail filters (issue 17, docs/inbound.md "User filters"): Roundcube's
 managesieve plugin talks to the dev stack's ManageSieve (STARTTLS, the
-mailbox's own login). A filter set uploaded by another client shows in
-Roundcube's Settings > Filters, and a filter saved in Roundcube is the
-mailbox's active script for every other client."""
+mailbox's own login): a filter set uploaded by another client shows in
+Roundcube's Settings > Filters."""
 
 import pathlib
 import uuid
