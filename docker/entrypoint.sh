@@ -14,8 +14,6 @@ export DOVECOT_INSTANCE=emboux DOVECOT_BASE_DIR=/run/dovecot DOVECOT_STATE_DIR=/
 export DOVECOT_LOG=/dev/stderr DOVECOT_CONFIG_DIR=$ETC/dovecot
 # OpenDKIM's unix socket (below), main.cf's emboux_dkim_milter.
 export OPENDKIM_MILTER=unix:/run/opendkim/opendkim.sock
-# OpenDKIM's unix socket (below), main.cf's emboux_dkim_milter.
-export OPENDKIM_MILTER=unix:/run/opendkim/opendkim.sock
 # Inbound filter (docs/inbound.md): Rspamd's milter address for Postfix
 # (inet:host:port). Empty: no filtering -- this image has no Rspamd yet.
 export RSPAMD_MILTER="${RSPAMD_MILTER:-}"

@@ -4,8 +4,8 @@ from . import (aliases, api_keys, changes, domains, feeds, health, identity, met
                partners, retention, suppression, users, webhooks)
 from . import bimi, clientsetup, mailboxes, mtasts
 from . import spam
-from . import json_source, mail_accounts, mail_aliases
 from . import reports
+from . import json_source, mail_accounts, mail_aliases
 
 BLUEPRINTS = [
     health.bp, meta.bp,
@@ -19,7 +19,7 @@ BLUEPRINTS = [
     mailboxes.bp,                           # seed 004's idempotent provisioning
     clientsetup.bp, mtasts.bp, bimi.bp,     # public: mail-client setup, MTA-STS, BIMI logos
     spam.bp,                                # inbound protection: spam settings, Rspamd's map
+    reports.bp,                             # DMARC aggregate and TLS-RPT reports
     mail_accounts.bp, mail_aliases.bp,      # seed 002's REST API (migration)
     json_source.bp,                         # seed 002's Basic JSON API (pulled documents)
-    reports.bp,                             # DMARC aggregate and TLS-RPT reports
 ]
