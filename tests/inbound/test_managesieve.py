@@ -171,3 +171,28 @@ def test_a_users_script_runs_after_the_junk_rule_and_cannot_undo_it(connect, inb
     assert inbound.where(mailbox, subject)[0] == "Junk"
     # and the platform's rule is not among the user's scripts to delete
     assert set(c.scripts()) == {"inbox-everything"}
+
+
+@pytest.mark.parametrize("script", [
+    'require "vacation";\r\nvacation :days 1 "away";\r\n',
+    'require "reject";\r\nreject "no";\r\n',
+    'require ["enotify"];\r\nnotify "mailto:someone@example.net";\r\n',
+])
+def test_a_script_cannot_send_mail(connect, mailbox, script):
+    """Mail a script would send (auto-replies, refusals, notifications)
+    would pass no cap and no suspension: those extensions do not exist."""
+    c = connect(mailbox)
+    r = c.put("sends", script)
+    assert not r.ok, r
+    assert c.scripts() == {}
+
+
+def test_a_redirect_keeps_the_message_instead_of_sending_it(connect, inbound, make_sender, mailbox):
+    c = connect(mailbox)
+    assert c.put("forward", 'redirect "elsewhere@example.net";\r\n').ok
+    assert c.activate("forward").ok
+    sender = make_sender()
+    frm, subject, raw = sender.message(mailbox, subject=unique("redirected-"))
+    assert inbound.send(frm, mailbox, raw)[0] == 250
+    # delivered here (implicit keep), not deferred in Postfix's queue nor sent on
+    assert inbound.wait(mailbox, subject, "INBOX")["Subject"] == subject
