@@ -68,7 +68,8 @@ def test_mail_to_25_read_over_993_and_submit_over_465(deployment, hosted):
 def test_the_scheduler_ran_the_daily_reset_and_a_repeat_changes_nothing(deployment):
     d = deployment
     jobs = d.healthy().json()["scheduler"]["jobs"]
-    assert set(jobs) == {"reset-daily", "reset-monthly", "purge-retention", "poll-verification", "clean-dkim", "pull-json"}, jobs
+    assert set(jobs) == {"reset-daily", "reset-monthly", "purge-retention", "poll-verification",
+                         "clean-dkim", "pull-json"}, jobs
     assert all(j["last_success_at"] and not j["last_error"] for j in jobs.values()), jobs
     today = d.psql("SELECT (now() AT TIME ZONE 'UTC')::date")
     yesterday = d.psql("SELECT (now() AT TIME ZONE 'UTC')::date - 1")
