@@ -227,7 +227,8 @@ def test_a_dead_policy_daemon_defers_forwarding_not_local_mail(fwd, sink, devenv
     assert "250 2.1.5 Ok" in lines, "\n".join(lines)                 # the mailbox recipient
     assert any(line.startswith("250 2.0.0 Ok: queued") for line in lines), lines   # END-OF-MESSAGE: DUNNO
     store = os.path.join(devenv["VMAIL_DIR"], fwd.domain)
-    assert wait_until(lambda: [f for f in glob.glob(f"{store}/**/Maildir/*/*", recursive=True)
+    # in INBOX or Junk (Maildir/.Junk: Rspamd scores this bare message), so hidden folders too
+    assert wait_until(lambda: [f for f in glob.glob(f"{store}/**/Maildir/**/*", recursive=True, include_hidden=True)
                                if os.path.isfile(f) and marker in pathlib.Path(f).read_text(errors="replace")])
     assert sink.with_marker(marker) == []
     assert fwd.sent_today(0) == 0
@@ -246,7 +247,10 @@ def test_postfix_wiring(devenv):
                               text=True, check=True).stdout.strip()
     cls = q("emboux_forwarding")
     assert re.search(r"policy_context=emboux_forwarding, default_action=DUNNO \}.*static:\{451 4\.3\.5 ", cls), cls
-    assert "pgsql-forwarding.cf" in q("smtpd_recipient_restrictions")
+    # port 25: the one RCPT verdict (pgsql-recipient.cf, migration 0021) names the
+    # class emboux_forwarding_mx for a recipient forwarding outside EmBoux
+    assert "pgsql-recipient.cf" in q("smtpd_recipient_restrictions")
+    assert "emboux_forwarding" in q("emboux_forwarding_mx").split(", ")[-1]
     assert "pgsql-forwarding.cf" in q("submission_recipient_restrictions")
     assert "default_action=DUNNO" in q("smtpd_end_of_data_restrictions")
 
