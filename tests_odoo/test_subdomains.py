@@ -51,7 +51,7 @@ def test_wildcard_parent_rpc_subdomain_tab_and_bulk(env, odoo, tenant, admin_pag
     page.locator("button", has_text="Add subdomains").click()
     dialog = page.locator(".modal")
     dialog.locator("div[name=names] textarea").fill("shop1\nshop2\n\nbad_label!\nshop3")
-    dialog.screenshot(path=str(SHOTS / "subdomain-import-form.png"))
+    page.screenshot(path=str(SHOTS / "subdomain-import-form.png"))
     dialog.get_by_role("button", name="Create the subdomains").click()
     report = dialog.locator("div[name=line_ids]")
     expect(report).to_contain_text(f"shop3.{parent}")
@@ -67,4 +67,4 @@ def test_wildcard_parent_rpc_subdomain_tab_and_bulk(env, odoo, tenant, admin_pag
     assert all(r["sync_state"] == "synced" and r["subdomain_registered"] for r in created), created
     dialog.get_by_role("button", name="Refresh").click()
     expect(dialog.locator("div[name=progress]")).to_contain_text("100")
-    dialog.screenshot(path=str(SHOTS / "subdomain-import-report.png"))
+    page.screenshot(path=str(SHOTS / "subdomain-import-report.png"))  # the page: Refresh re-renders the dialog
