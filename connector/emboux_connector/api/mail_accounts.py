@@ -70,6 +70,17 @@ class SeedDomainQuery(schemas.Body):
     domain = StrictString(max_length=1000, metadata={"description": "only this domain's (default: all)"})
 
 
+def scoped_to_domain(select, caller, query):
+    """`select` (over `domains d`) narrowed to the caller's tenant and, with
+    seed 002's `?domain=`, to that one domain: the listing filter of
+    /mail/account/ and /mail/alias/."""
+    sql, params = scoped(select, [], caller)
+    if "domain" in query:
+        sql += " AND d.name = %s"
+        params.append(names.domain_name(query["domain"], "domain"))
+    return sql, params
+
+
 def whitelist_patterns(raw):
     """The seed's 'office@example.com,skylime.net' as stored patterns
     (['@skylime.net', 'office@example.com']); '' = none."""
@@ -103,6 +114,13 @@ def _set(cur, row, column, value):
                 (value, row["email"]))
 
 
+def _change(cur, caller, account_id, column, value):
+    """Set one column of a visible account (locked) and answer it as it is now."""
+    row = _account(cur, caller, account_id, lock=True)
+    _set(cur, row, column, value)
+    return account_json(_account(cur, caller, row["email"]))
+
+
 @endpoint(bp, "/mail/account/", "POST", role="either", body=SeedAccountCreate, status=201, response=ACCOUNT,
           errors=(404,),
           tag="seed 002", summary="Create an account (seed 002): a mailbox name@domain")
@@ -123,10 +141,7 @@ def create_account(cur, caller, body):
 @endpoint(bp, "/mail/account/", "GET", role="either", query=SeedDomainQuery, response=responses.array_of(ACCOUNT),
           tag="seed 002", summary="List accounts (seed 002), of one domain with ?domain=")
 def list_accounts(cur, caller, query):
-    sql, params = scoped(_SELECT, [], caller)
-    if "domain" in query:
-        sql += " AND d.name = %s"
-        params.append(names.domain_name(query["domain"], "domain"))
+    sql, params = scoped_to_domain(_SELECT, caller, query)
     cur.execute(sql + " ORDER BY m.email", params)
     return [account_json(r) for r in cur.fetchall()]
 
@@ -140,34 +155,26 @@ def get_account(cur, caller, account_id):
 @endpoint(bp, "/mail/account/<account_id>/set_password/", "POST", role="either", body=SeedAccountPassword,
           response=ACCOUNT, tag="seed 002", summary="Set an account's password (seed 002)")
 def set_account_password(cur, caller, account_id, body):
-    row = _account(cur, caller, account_id, lock=True)
-    _set(cur, row, "password_hash", passwords.hash_password(body["password"]))
-    return account_json(_account(cur, caller, row["email"]))
+    return _change(cur, caller, account_id, "password_hash", passwords.hash_password(body["password"]))
 
 
 @endpoint(bp, "/mail/account/<account_id>/disable_submission/", "POST", role="either", response=ACCOUNT,
           tag="seed 002", summary="Disable sending from an account; it still receives (seed 002)")
 def disable_submission(cur, caller, account_id):
-    row = _account(cur, caller, account_id, lock=True)
-    _set(cur, row, "submission_disabled", True)
-    return account_json(_account(cur, caller, row["email"]))
+    return _change(cur, caller, account_id, "submission_disabled", True)
 
 
 @endpoint(bp, "/mail/account/<account_id>/enable_submission/", "POST", role="either", response=ACCOUNT,
           tag="seed 002", summary="Enable sending from an account again (seed 002)")
 def enable_submission(cur, caller, account_id):
-    row = _account(cur, caller, account_id, lock=True)
-    _set(cur, row, "submission_disabled", False)
-    return account_json(_account(cur, caller, row["email"]))
+    return _change(cur, caller, account_id, "submission_disabled", False)
 
 
 @endpoint(bp, "/mail/account/<account_id>/set_spoofing_whitelist/", "POST", role="either",
           body=SeedAccountWhitelist, response=ACCOUNT, tag="seed 002",
           summary="Set the addresses and domains an account may send as besides its own (seed 002)")
 def set_spoofing_whitelist(cur, caller, account_id, body):
-    row = _account(cur, caller, account_id, lock=True)
-    _set(cur, row, "spoofing_whitelist", whitelist_patterns(body["spoofing_whitelist"]))
-    return account_json(_account(cur, caller, row["email"]))
+    return _change(cur, caller, account_id, "spoofing_whitelist", whitelist_patterns(body["spoofing_whitelist"]))
 
 
 @endpoint(bp, "/mail/account/<account_id>/", "DELETE", role="either", status=204, tag="seed 002",

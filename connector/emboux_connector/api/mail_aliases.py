@@ -17,7 +17,7 @@ from ..fields import StrictString
 from ..routing import endpoint
 from ..tenancy import scoped, visible_domain
 from . import aliases
-from .mail_accounts import SeedDomainQuery
+from .mail_accounts import SeedDomainQuery, scoped_to_domain
 
 bp = Blueprint("mail_aliases", __name__)
 
@@ -83,10 +83,7 @@ def create_alias(cur, caller, body):
 @endpoint(bp, "/mail/alias/", "GET", role="either", query=SeedDomainQuery, response=responses.array_of(ALIAS),
           tag="seed 002", summary="List aliases (seed 002), of one domain with ?domain=")
 def list_aliases(cur, caller, query):
-    sql, params = scoped(_GROUPED, [], caller)
-    if "domain" in query:
-        sql += " AND d.name = %s"
-        params.append(names.domain_name(query["domain"], "domain"))
+    sql, params = scoped_to_domain(_GROUPED, caller, query)
     cur.execute(sql + " GROUP BY a.source, d.name ORDER BY a.source", params)
     return [alias_json(r) for r in cur.fetchall()]
 
