@@ -1,0 +1,158 @@
+"""A mailbox's vacation auto-reply (issue 17, docs/inbound.md "Vacation"):
+its settings, their validation, and the Sieve script generated from them.
+
+The script is the platform's, not the user's: Dovecot runs it after the
+mailbox's own filters (sieve_after, read from mailserver.vacation_scripts
+through its dict process), with `vacation` enabled for platform scripts
+only (sieve_global_extensions). Nothing the user types reaches the script
+but as the contents of two Sieve strings: the subject as a quoted string
+(backslash and double quote escaped; no line breaks, refused at the API)
+and the body as a multi-line `text:` string (lines starting with '.'
+dot-stuffed; the terminating line '.' cannot occur otherwise). Neither
+`variables` nor `encoded-character` is required, so `${...}` in either
+string stays literal text.
+"""
+
+import datetime as dt
+import re
+
+from .errors import ApiError
+
+DEFAULTS = {"enabled": False, "subject": "", "body": "", "start": None, "end": None, "days": 7}
+SUBJECT_MAX = 200
+BODY_MAX = 10_000
+DAYS_RANGE = (1, 30)
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+# C0 controls and DEL in a header line: a subject is one line of text (a tab is fine)
+_SUBJECT_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _bad(field, msg, code="invalid_field"):
+    raise ApiError(400, f"{field}: {msg}", code=code)
+
+
+def _date(value, field):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        _bad(field, "must be a date YYYY-MM-DD or null")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _bad(field, f"{value!r} is not a calendar date")
+
+
+def _subject(value):
+    if not isinstance(value, str):
+        _bad("subject", "must be a string")
+    if len(value) > SUBJECT_MAX:
+        _bad("subject", f"at most {SUBJECT_MAX} characters ({len(value)} given)")
+    if _SUBJECT_CONTROL.search(value):
+        _bad("subject", "one line: no line breaks or control characters")
+    return value
+
+
+def _body(value):
+    if not isinstance(value, str):
+        _bad("body", "must be a string")
+    if len(value) > BODY_MAX:
+        _bad("body", f"at most {BODY_MAX} characters ({len(value)} given)")
+    return value
+
+
+def _days(value):
+    lo, hi = DAYS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        _bad("days", f"must be an integer from {lo} to {hi}")
+    return value
+
+
+def _enabled(value):
+    if not isinstance(value, bool):
+        _bad("enabled", "must be true or false")
+    return value
+
+
+_CHECKS = {"enabled": _enabled, "subject": _subject, "body": _body, "days": _days,
+           "start": lambda v: _date(v, "start"), "end": lambda v: _date(v, "end")}
+
+
+def merge(current, body):
+    """The new settings: the current ones with the body's fields (a field not
+    given keeps its value; `enabled` is required), validated as a whole:
+    400 and nothing written on any fault."""
+    if "enabled" not in body:
+        _bad("enabled", "Missing data for required field.")
+    new = dict(current)
+    for key, check in _CHECKS.items():
+        if key in body:
+            new[key] = check(body[key])
+    if new["start"] and new["end"] and new["end"] < new["start"]:
+        _bad("end", f"{new['end']} is before start {new['start']}", code="vacation_dates")
+    if new["enabled"]:
+        for key in ("subject", "body"):
+            if not new[key].strip():
+                _bad(key, "required when enabled")
+    return new
+
+
+def quoted(text):
+    """A Sieve quoted string (RFC 5228 2.4.2): backslash and double quote
+    escaped; the caller guarantees there is no line break."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def multiline(text):
+    """A Sieve multi-line string (RFC 5228 2.4.2): `text:` CRLF, the lines,
+    CRLF "." CRLF; a line starting with "." gets a second one (removed by
+    the parser). Line ends are CRLF whatever the input had."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    stuffed = ("." + line if line.startswith(".") else line for line in lines)
+    return "text:\r\n" + "".join(line + "\r\n" for line in stuffed) + ".\r\n"
+
+
+def sieve_script(s):
+    """The platform's vacation script for settings s (enabled), or None.
+    The dates are compared with the server's current local date
+    (`currentdate`, RFC 5260): before start or after end, no reply."""
+    if not s["enabled"]:
+        return None
+    tests = []
+    if s["start"]:
+        tests.append(f'currentdate :value "ge" "date" {quoted(s["start"].isoformat())}')
+    if s["end"]:
+        tests.append(f'currentdate :value "le" "date" {quoted(s["end"].isoformat())}')
+    action = (f"vacation :days {int(s['days'])} :subject {quoted(s['subject'])}\r\n"
+              f"{multiline(s['body'])};\r\n")
+    head = "# EmBoux vacation auto-reply (generated by the connector; docs/inbound.md)\r\n"
+    if not tests:
+        return head + 'require ["vacation"];\r\n' + action
+    cond = tests[0] if len(tests) == 1 else "allof (" + ", ".join(tests) + ")"
+    return (head + 'require ["vacation", "date", "relational"];\r\n'
+            f"if {cond} {{\r\n{action}}}\r\n")
+
+
+def load(cur, mailbox_id):
+    cur.execute("SELECT enabled, subject, body, start_date, end_date, days FROM mailbox_vacations "
+                "WHERE mailbox_id = %s", (mailbox_id,))
+    row = cur.fetchone()
+    if row is None:
+        return dict(DEFAULTS)
+    return {"enabled": row["enabled"], "subject": row["subject"], "body": row["body"],
+            "start": row["start_date"], "end": row["end_date"], "days": row["days"]}
+
+
+def store(cur, mailbox_id, s):
+    cur.execute(
+        "INSERT INTO mailbox_vacations (mailbox_id, enabled, subject, body, start_date, end_date, days, "
+        "sieve_script) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (mailbox_id) DO UPDATE SET "
+        "enabled = EXCLUDED.enabled, subject = EXCLUDED.subject, body = EXCLUDED.body, "
+        "start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, days = EXCLUDED.days, "
+        "sieve_script = EXCLUDED.sieve_script, updated_at = now()",
+        (mailbox_id, s["enabled"], s["subject"], s["body"], s["start"], s["end"], s["days"], sieve_script(s)))
+
+
+def as_json(email, s):
+    return {"email": email, "enabled": s["enabled"], "subject": s["subject"], "body": s["body"],
+            "start": s["start"].isoformat() if s["start"] else None,
+            "end": s["end"].isoformat() if s["end"] else None, "days": s["days"]}
