@@ -19,6 +19,7 @@
         "views/emboux_domain_spam_views.xml",
         "views/emboux_domain_dmarc_views.xml",
         "views/emboux_mailbox_views.xml",
+        "views/emboux_mailbox_vacation_views.xml",
         "views/emboux_alias_views.xml",
         "views/emboux_api_key_views.xml",
         "views/emboux_sync_job_views.xml",

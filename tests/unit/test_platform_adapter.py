@@ -65,6 +65,11 @@ CASES = {
     "mailbox.quota": ("mailbox", dict(quota_mb=512), "PUT", "/users/info@example.com/quota", {"quota_mb": 512}),
     "mailbox.active": ("mailbox", dict(active=False), "PUT", "/users/info@example.com", {"active": False}),
     "mailbox.delete": ("mailbox", {}, "DELETE", "/users/info@example.com", None),
+    "mailbox.vacation": ("mailbox", dict(enabled=True, subject="Away", body="Back soon.",
+                                         start=datetime.date(2027, 1, 2), end=None, days=7),
+                         "PUT", "/users/info@example.com/vacation",
+                         {"enabled": True, "subject": "Away", "body": "Back soon.", "start": "2027-01-02",
+                          "end": None, "days": 7}),
     "suppression.lift": ("suppression", {}, "DELETE", "/suppression/r%2Btag@example.org", None),
 }
 

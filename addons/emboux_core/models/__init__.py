@@ -11,6 +11,7 @@ from . import emboux_domain_spam
 from . import emboux_domain
 from . import emboux_domain_dmarc
 from . import emboux_mailbox
+from . import emboux_mailbox_vacation
 from . import emboux_alias
 from . import emboux_change_feed
 from . import emboux_outbound_day

@@ -63,6 +63,7 @@ _FRIENDLY = {
     "mailbox_not_found": "The mailbox does not exist on the mail platform.",
     "master_required": "The connector token configured in Odoo is not the master token.",
     "auth_invalid_key": "The connector refused the token configured in Odoo (Settings > Email Hosting).",
+    "vacation_dates": "The auto-reply's last day is before its first day.",
 }
 
 

@@ -73,6 +73,10 @@ KINDS = {
     "mailbox.password": Kind("PUT", "/users/{email}", empty_body=True, secret_field="password", parallel=True),
     "mailbox.quota": Kind("PUT", "/users/{email}/quota", fields=("quota_mb",), parallel=True),
     "mailbox.active": Kind("PUT", "/users/{email}", fields=("active",)),
+    # the out-of-office auto-reply (issue 17), always whole: not parallel, two
+    # saves of one mailbox must reach the platform in their order
+    "mailbox.vacation": Kind("PUT", "/users/{email}/vacation", fields=(
+        "enabled", "subject", "body", "start", "end", "days")),
     "mailbox.delete": Kind("DELETE", "/users/{email}", replay=ABSENT_IS_DONE, parallel=True),
     # a manager lifts a suppressed address (every reason): gone already is done
     "suppression.lift": Kind("DELETE", "/suppression/{email}", replay=ABSENT_IS_DONE),
@@ -97,6 +101,8 @@ def q(value):
 def _json_value(value):
     if isinstance(value, datetime.datetime):
         return value.isoformat() + "Z"   # Odoo datetimes are naive UTC
+    if isinstance(value, datetime.date):
+        return value.isoformat()         # a day: YYYY-MM-DD
     return value
 
 

@@ -11,3 +11,4 @@ from . import test_identity
 from . import test_dmarc
 from . import test_outbound_pull
 from . import test_domain_spam
+from . import test_mailbox_vacation
