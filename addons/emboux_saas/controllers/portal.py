@@ -131,3 +131,39 @@ class EmbouxPortal(CustomerPortal):
         box = request.env["emboux.mailbox"].browse(mailbox_id)
         return self._emboux_do(lambda: box.portal_set_catch_all(enabled == "1"),
                                request.env._("Catch-all changed."))
+
+    @http.route("/my/email/mailbox/<int:mailbox_id>/vacation", type="http", auth="user",
+                methods=["GET", "POST"], website=True)
+    def portal_email_mailbox_vacation(self, mailbox_id, **post):
+        """The out-of-office auto-reply of one mailbox: the form (GET), saved
+        by POST. A refused value shows the form again with what was typed and
+        the reason; another customer's mailbox is refused before anything."""
+        box = request.env["emboux.mailbox"].browse(mailbox_id)
+        try:
+            if not box.exists():
+                raise MissingError(request.env._("This mailbox does not exist."))
+            box.check_access("read")
+        except (AccessError, MissingError):
+            return self._emboux_redirect(error=request.env._("This is not one of your records."))
+        error = None
+        if request.httprequest.method == "POST":
+            try:
+                box.portal_set_vacation(post.get("enabled") == "1", post.get("subject"), post.get("body"),
+                                        post.get("start"), post.get("end"), post.get("days"))
+            except (AccessError, MissingError):
+                return self._emboux_redirect(error=request.env._("This is not one of your records."))
+            except (UserError, ValidationError) as exc:
+                error = str(exc.args[0] if exc.args else exc)
+            else:
+                return request.redirect(f"/my/email/mailbox/{box.id}/vacation?saved=1")
+        if error:   # what was typed, to correct it
+            form = {k: post.get(k) or "" for k in ("subject", "body", "start", "end", "days")}
+            form["enabled"] = post.get("enabled") == "1"
+        else:
+            form = {"enabled": box.vacation_enabled, "subject": box.vacation_subject or "",
+                    "body": box.vacation_body or "", "start": box.vacation_start or "",
+                    "end": box.vacation_end or "", "days": box.vacation_days}
+        values = self._prepare_portal_layout_values()
+        values.update({"page_name": "emboux_vacation", "box": box, "form": form, "error": error,
+                       "saved": not error and post.get("saved") == "1"})
+        return request.render("emboux_saas.portal_my_email_vacation", values)

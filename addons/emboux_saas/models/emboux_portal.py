@@ -26,6 +26,17 @@ class EmbouxMailbox(models.Model):
         self.sudo().ensure_one()
         self.sudo().write({"catch_all": bool(enabled)})
 
+    def portal_set_vacation(self, enabled, subject, body, start, end, days):
+        """The out-of-office auto-reply, as the portal's form posts it (text:
+        empty dates are none, empty days the default); checked by emboux_core
+        (UserError, nothing saved) and sent through the sync queue."""
+        self.check_access("read")
+        self.sudo().ensure_one()
+        days = (days or "").strip() if isinstance(days, str) else days
+        self.sudo().write({"vacation_enabled": bool(enabled), "vacation_subject": subject or "",
+                           "vacation_body": body or "", "vacation_start": start or False,
+                           "vacation_end": end or False, "vacation_days": days or 7})
+
 
 class EmbouxAlias(models.Model):
     _inherit = "emboux.alias"

@@ -5,3 +5,4 @@ from . import test_portal
 from . import test_sale
 from . import test_subdomains
 from . import test_bad_input
+from . import test_portal_vacation
