@@ -80,6 +80,24 @@ def sql(maildb):
     return run
 
 
+@pytest.fixture
+def txn(devenv):
+    """A dict cursor on the real mail DB in a transaction rolled back at the
+    end: to call the connector's own code (a job, an endpoint's function with
+    `reset_daily(cur, None, body)` etc.) on the real DB with nothing it does
+    staying -- e.g. the reset jobs, which close a period for every domain of
+    the shared dev DB and only a period that is over (at most one a day over
+    HTTP)."""
+    conn = psycopg2.connect(devenv["MAILDB_DSN"])
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SET LOCAL lock_timeout = '20s'")
+            yield cur
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 def unique(prefix="t"):
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 

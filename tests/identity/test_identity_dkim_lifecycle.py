@@ -9,8 +9,6 @@ import datetime as dt
 import socket
 import uuid
 
-import psycopg2
-import psycopg2.extras
 import pytest
 
 from emboux_connector import dnscheck, jobs
@@ -18,18 +16,6 @@ from emboux_connector import dnscheck, jobs
 
 def fresh(prefix="dl"):
     return f"{prefix}{uuid.uuid4().hex[:10]}.emboux-test.net"
-
-
-@pytest.fixture
-def txn(devenv):
-    conn = psycopg2.connect(devenv["MAILDB_DSN"])
-    try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SET LOCAL lock_timeout = '20s'")
-            yield cur
-    finally:
-        conn.rollback()
-        conn.close()
 
 
 def keys_of(sql, name):

@@ -5,8 +5,6 @@ import pathlib
 import subprocess
 import sys
 
-import psycopg2
-import psycopg2.extras
 import pytest
 
 from outbound_helpers import Outbound, PolicyClient, Submitter, free_port, wait_port, wait_until
@@ -55,20 +53,3 @@ def policyd(devenv, tmp_path):
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
-
-
-@pytest.fixture
-def txn(devenv):
-    """A dict cursor on the real mail DB in a transaction rolled back at the
-    end: for the reset jobs, which close a period for the whole platform and
-    only a period that is over, in order (so at most one a day over HTTP).
-    Call the endpoints' code with `reset_daily(cur, None, body)` etc."""
-    conn = psycopg2.connect(devenv["MAILDB_DSN"])
-    try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SET LOCAL lock_timeout = '20s'")
-            yield cur
-    finally:
-        conn.rollback()
-        conn.close()
-
