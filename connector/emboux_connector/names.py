@@ -4,6 +4,7 @@ Local parts are deliberately conservative (letters, digits, . _ + -): what
 every mail client, Postfix map and Dovecot path handles without quoting.
 """
 
+import functools
 import re
 
 import idna
@@ -20,6 +21,19 @@ def _fail(field, msg):
     raise ApiError(400, f"{field}: {msg}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _idna(name):
+    """The lower-case IDNA form of name, None when IDNA refuses it. Cached:
+    a request names the same few domains several times (domain, source,
+    destinations) and the idna library's checks took a quarter of an
+    alias creation's Python time (issue 15); the answer depends on nothing
+    but the name."""
+    try:
+        return idna.encode(name, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError):
+        return None
+
+
 def domain_name(value, field="name"):
     """Return the lower-case IDNA (punycode) form of a domain name."""
     if not isinstance(value, str) or not value.strip():
@@ -27,11 +41,9 @@ def domain_name(value, field="name"):
     name = value.strip().rstrip(".")
     if len(name) > 253 * 4:
         _fail(field, "domain name too long")
-    try:
-        name = idna.encode(name, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError):
+    name = _idna(name)
+    if name is None:
         _fail(field, f"invalid domain name {value!r}")
-    name = name.lower()
     labels = name.split(".")
     if len(name) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
         _fail(field, f"invalid domain name {value!r}")

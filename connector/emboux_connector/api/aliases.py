@@ -6,7 +6,7 @@ from flask import Blueprint
 from .. import names, responses, schemas
 from ..errors import ApiError, not_found
 from ..routing import endpoint
-from ..tenancy import partner_quotas, scoped, scoped_list, visible_domain
+from ..tenancy import partner_quotas, scoped, scoped_list
 
 bp = Blueprint("aliases", __name__)
 
@@ -37,19 +37,30 @@ def _destinations(raw):
     return found
 
 
-def _check_alias_quota(cur, dom):
+def _check_alias_quota(partner, used, boxes):
     """Alias sources per domain are capped at aliases_per_mailbox for each
     mailbox of the domain (at least one): an alias is counted once, however
     many destinations it has, and forwards to outside addresses count too."""
-    partner = partner_quotas(cur, dom["partner_ref"])
     if not partner or not partner["aliases_per_mailbox"]:
         return
-    cur.execute("SELECT (SELECT count(DISTINCT source) FROM aliases WHERE domain_id = %(d)s) AS used, "
-                "(SELECT count(*) FROM mailboxes WHERE domain_id = %(d)s) AS boxes", {"d": dom["id"]})
-    row = cur.fetchone()
-    allowed = partner["aliases_per_mailbox"] * max(1, row["boxes"])
-    if row["used"] >= allowed:
-        raise ApiError(403, f"Alias quota exceeded: {row['used']}/{allowed}")
+    allowed = partner["aliases_per_mailbox"] * max(1, boxes)
+    if used >= allowed:
+        raise ApiError(403, f"Alias quota exceeded: {used}/{allowed}")
+
+
+def _external_over_quota(limit, destinations, hosted):
+    """403 when more than `limit` destinations are outside EmBoux (0 = unlimited)."""
+    if not limit:
+        return
+    external = [d for d in destinations if d.rsplit("@", 1)[1] not in hosted]
+    if len(external) > limit:
+        raise ApiError(403, f"External destination quota exceeded: {len(external)}/{limit} addresses "
+                            f"outside EmBoux for one alias (alias_external_destinations)",
+                       code="quota_exceeded")
+
+
+def _destination_domains(destinations):
+    return sorted({d.rsplit("@", 1)[1] for d in destinations})
 
 
 def _check_external_destinations(cur, dom, destinations):
@@ -61,14 +72,45 @@ def _check_external_destinations(cur, dom, destinations):
     limit = partner["alias_external_destinations"] if partner else 0
     if not limit:
         return
-    cur.execute("SELECT name FROM mailserver.domains WHERE name = ANY(%s)",
-                (sorted({d.rsplit("@", 1)[1] for d in destinations}),))
-    hosted = {r["name"] for r in cur.fetchall()}
-    external = [d for d in destinations if d.rsplit("@", 1)[1] not in hosted]
-    if len(external) > limit:
-        raise ApiError(403, f"External destination quota exceeded: {len(external)}/{limit} addresses "
-                            f"outside EmBoux for one alias (alias_external_destinations)",
-                       code="quota_exceeded")
+    cur.execute("SELECT name FROM mailserver.domains WHERE name = ANY(%s)", (_destination_domains(destinations),))
+    _external_over_quota(limit, destinations, {r["name"] for r in cur.fetchall()})
+
+
+# The domain and its tenant's alias quotas, the domain row locked: alias and
+# mailbox creations in one domain serialise on it, so a quota count, and
+# "this address is not a mailbox", still hold when the transaction commits.
+_LOCK_DOMAIN = ("SELECT d.id, d.partner_ref, p.aliases_per_mailbox, p.alias_external_destinations "
+                "FROM domains d LEFT JOIN partners p ON p.partner_ref = d.partner_ref WHERE d.name = %s")
+
+
+def _alias_state(cur, dom, source, destinations):
+    """What the checks need, read in ONE statement after the domain's lock
+    (a statement started after the lock was granted sees what its previous
+    holder committed; one sharing the locking statement would not)."""
+    cols = ["EXISTS (SELECT 1 FROM mailboxes WHERE email = %(s)s) AS taken",
+            "ARRAY(SELECT destination FROM aliases WHERE source = %(s)s ORDER BY id) AS current"]
+    if dom["aliases_per_mailbox"]:
+        cols += ["(SELECT count(DISTINCT source) FROM aliases WHERE domain_id = %(d)s) AS used",
+                 "(SELECT count(*) FROM mailboxes WHERE domain_id = %(d)s) AS boxes"]
+    if dom["alias_external_destinations"]:
+        cols.append("ARRAY(SELECT name FROM mailserver.domains WHERE name = ANY(%(names)s)) AS hosted")
+    cur.execute("SELECT " + ", ".join(cols),
+                {"s": source, "d": dom["id"], "names": _destination_domains(destinations)})
+    return cur.fetchone()
+
+
+# The destinations become the posted ones, and the alias is answered as GET
+# shows it, in one statement: removed ones deleted, new ones inserted in the
+# posted order, kept ones read (the statement's snapshot predates its writes).
+_WRITE = (
+    "WITH gone AS (DELETE FROM aliases WHERE source = %(s)s AND NOT destination = ANY(%(dests)s)), "
+    "new AS (INSERT INTO aliases (domain_id, source, destination) "
+    "  SELECT %(d)s, %(s)s, dest FROM unnest(%(add)s::text[]) WITH ORDINALITY AS u(dest, n) ORDER BY n "
+    "  RETURNING id, destination, created_at), "
+    "kept AS (SELECT id, destination, created_at FROM aliases "
+    "  WHERE source = %(s)s AND destination = ANY(%(dests)s)) "
+    "SELECT min(id) AS id, string_agg(destination, ',' ORDER BY id) AS destination, "
+    "min(created_at) AS created_at FROM (SELECT * FROM new UNION ALL SELECT * FROM kept) a")
 
 
 @endpoint(bp, "/aliases/", "POST", role="either", body=schemas.AliasCreate, status=201,
@@ -81,23 +123,24 @@ def create_alias(cur, caller, body):
     if domain != domain_name:
         raise ApiError(400, f"source: the address must be in domain {domain_name}")
     destinations = _destinations(body["destination"])
-    dom = visible_domain(cur, caller, domain_name, lock=True)
-    cur.execute("SELECT 1 FROM mailboxes WHERE email = %s", (source,))
-    if cur.fetchone() is not None:
+    # Three statements after authentication (each round trip costs both
+    # sides CPU under load: issue 15): lock, read, write.
+    sql, params = scoped(_LOCK_DOMAIN, [domain_name], caller)
+    cur.execute(sql + " FOR UPDATE OF d", params)
+    dom = cur.fetchone()
+    if dom is None:
+        raise not_found("Domain")
+    state = _alias_state(cur, dom, source, destinations)
+    if state["taken"]:
         raise ApiError(400, "Alias source already exists")
-    cur.execute("SELECT destination FROM aliases WHERE source = %s", (source,))
-    current = [r["destination"] for r in cur.fetchall()]
+    current = state["current"]
     if not current:
-        _check_alias_quota(cur, dom)
-    _check_external_destinations(cur, dom, destinations)
-    cur.execute("DELETE FROM aliases WHERE source = %s AND NOT destination = ANY(%s)",
-                (source, destinations))
-    for dest in destinations:
-        if dest not in current:
-            cur.execute("INSERT INTO aliases (domain_id, source, destination) VALUES (%s, %s, %s)",
-                        (dom["id"], source, dest))
-    cur.execute(_GROUPED + "WHERE a.source = %s GROUP BY a.domain_id, a.source", (source,))
-    return alias_json(cur.fetchone())
+        _check_alias_quota(dom, state.get("used"), state.get("boxes"))
+    _external_over_quota(dom["alias_external_destinations"], destinations, set(state.get("hosted") or ()))
+    cur.execute(_WRITE, {"s": source, "d": dom["id"], "dests": destinations,
+                         "add": [d for d in destinations if d not in current]})
+    row = cur.fetchone()
+    return alias_json({**row, "domain_id": dom["id"], "source": source})
 
 
 @endpoint(bp, "/aliases/", "GET", role="either", query=schemas.DomainIdQuery,
