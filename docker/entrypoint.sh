@@ -14,10 +14,13 @@ export DOVECOT_INSTANCE=emboux DOVECOT_BASE_DIR=/run/dovecot DOVECOT_STATE_DIR=/
 export DOVECOT_LOG=/dev/stderr DOVECOT_CONFIG_DIR=$ETC/dovecot
 # OpenDKIM's unix socket (below), main.cf's emboux_dkim_milter.
 export OPENDKIM_MILTER=unix:/run/opendkim/opendkim.sock
-# Inbound filter (docs/inbound.md): Rspamd's milter address for Postfix
-# (inet:host:port). Empty: no filtering -- this image has no Rspamd yet.
-export RSPAMD_MILTER="${RSPAMD_MILTER:-}"
-export RSPAMD_CONTROLLER="${RSPAMD_CONTROLLER:-}"   # host:port; empty: Junk moves train nothing
+# Inbound filter (docs/inbound.md): the rspamd service's milter and
+# controller, unix sockets in the rspamd-run volume (docker/rspamd-entrypoint.sh).
+# Every message on 25, 587 and 465 passes the milter; while Rspamd is down
+# Postfix defers it (milter_default_action = tempfail): never unscanned.
+# The controller: IMAPSieve's rspamd-learn (Junk moves train Rspamd).
+export RSPAMD_MILTER="${RSPAMD_MILTER:-unix:/run/emboux-rspamd/milter.sock}"
+export RSPAMD_CONTROLLER="${RSPAMD_CONTROLLER:-/run/emboux-rspamd/controller.sock}"
 
 : "${TLS_CERT:?TLS_CERT is not set (docker/mail.env.example)}" "${TLS_KEY:?TLS_KEY is not set}"
 : "${MAIL_HOSTNAME:?MAIL_HOSTNAME is not set}"

@@ -113,10 +113,11 @@ _SETTINGS = (
     Setting("MAIL_CHECK_TIMEOUT", float, 3, "seconds for each mail-server probe", SERVERS),
     Setting("VMAIL_DIR", str, "/var/vmail", "the mail store (removed with a mailbox or domain)", SERVERS),
     Setting("DOVEADM", str, "doveadm", "the `doveadm` command (quota, retention)", SERVERS),
-    Setting("RSPAMD_MAP_CLIENTS", str, None, "addresses or networks (comma or space separated) allowed to read "
-            "Rspamd's settings map `/mailserver/rspamd/settings` (the domains' spam settings, "
-            "[docs/inbound.md](docs/inbound.md)): the mail servers' own, never a proxy's; checked against the "
-            "connection's address. Unset: the map answers 404", SERVERS),
+    Setting("RSPAMD_MAP_CLIENTS", str, None, "addresses, networks or host names (comma or space separated) "
+            "allowed to read Rspamd's settings map `/mailserver/rspamd/settings` (the domains' spam settings, "
+            "[docs/inbound.md](docs/inbound.md)) and to report outbound spam: the Rspamd servers' own, never a "
+            "proxy's; checked against the connection's address (a host name resolved at each request: the "
+            "deployment's `rspamd`). Unset: the map answers 404", SERVERS),
     Setting("DOVECOT_CONFIG", str, "/etc/dovecot/dovecot.conf", "the Dovecot configuration `doveadm` reads",
             SERVERS),
     # --- the providers and webhooks -------------------------------------------------------

@@ -41,6 +41,8 @@ def deployment(images, tmp_path_factory):
         # Odoo installs its modules on the first start: wait for it here, so
         # that no test restarts the stack in the middle of that install
         assert wait_until(d.odoo_ready, timeout=900, step=3), "Odoo did not come up\n" + d.logs()
+        # port 25 defers until Rspamd has loaded its rules (docs/inbound.md)
+        assert wait_until(d.filter_ready, timeout=600, step=3), "Rspamd did not come up\n" + d.logs()
         print(f"\ndeployment: images {images:.0f} s, up and healthy {time.monotonic() - built:.0f} s")
         yield d
     finally:

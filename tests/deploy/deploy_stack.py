@@ -23,8 +23,9 @@ IMAGES = {"localhost/emboux-postgres:latest": "docker/Dockerfile.postgres",
           "localhost/emboux-connector:latest": "docker/Dockerfile.connector",
           "localhost/emboux-mail:latest": "docker/Dockerfile",
           "localhost/emboux-odoo:latest": "docker/Dockerfile.odoo",
-          "localhost/emboux-webmail:latest": "docker/Dockerfile.webmail"}
-SERVICES = ("postgres", "init", "policyd", "mail", "connector", "scheduler", "odoo", "webmail")
+          "localhost/emboux-webmail:latest": "docker/Dockerfile.webmail",
+          "localhost/emboux-rspamd:latest": "docker/Dockerfile.rspamd"}
+SERVICES = ("postgres", "init", "policyd", "redis", "rspamd", "mail", "connector", "scheduler", "odoo", "webmail")
 HOSTNAME = "mail.deploy.test"
 PASSWORD = "deploy horse 1"
 
@@ -123,9 +124,16 @@ class Deployment:
     def odoo_ready(self):
         return requests.get(self.odoo_url + "/web/health", timeout=10).status_code == 200
 
+    def filter_ready(self):
+        """Rspamd's healthcheck passes: its milter and controller answer (it
+        loads its rules for a minute or two after a start; meanwhile port 25
+        defers)."""
+        return run("podman", "healthcheck", "run", self.container("rspamd"), check=False).returncode == 0
+
     def ready(self):
-        """The API healthy and Odoo answering: after a restart or a restore."""
-        return self.healthy() and self.odoo_ready()
+        """The API healthy, Odoo answering and the filter up: after a restart
+        or a restore."""
+        return self.healthy() and self.odoo_ready() and self.filter_ready()
 
     def tls(self):
         return ssl.create_default_context(cafile=str(self.ca))

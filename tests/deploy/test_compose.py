@@ -23,7 +23,7 @@ def test_health_and_every_healthcheck(deployment):
     # OpenDKIM answers the milter handshake on its socket in the opendkim-run volume
     assert body["opendkim"]["ok"] and body["opendkim"]["reachable"], body["opendkim"]
     # podman runs no healthcheck timers without systemd: run each check once
-    for s in ("postgres", "policyd", "mail", "connector", "scheduler", "odoo"):
+    for s in ("postgres", "policyd", "redis", "rspamd", "mail", "connector", "scheduler", "odoo"):
         r = wait_until(lambda s=s: run("podman", "healthcheck", "run", deployment.container(s), check=False)
                        .returncode == 0, timeout=120)
         assert r, f"healthcheck of {s} fails\n" + deployment.logs()
@@ -33,6 +33,11 @@ def test_health_and_every_healthcheck(deployment):
     ports = run("podman", "ps", "--filter", f"label=io.podman.compose.project={deployment.project}",
                 "--format", "{{.Names}} {{.Ports}}").stdout
     assert "5432" not in ports and "10040" not in ports, ports
+    # Redis and Rspamd: unix sockets in volumes, nothing listening on the network (docs/inbound.md)
+    for s in ("redis", "rspamd"):
+        tcp = deployment.exec(s, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true").stdout.splitlines()
+        listening = [f[1] for f in (line.split() for line in tcp) if len(f) > 3 and f[3] == "0A"]
+        assert all(a.startswith("0100007F:") for a in listening), (s, listening)   # 127.0.0.1 only
 
 
 def test_mail_to_25_read_over_993_and_submit_over_465(deployment, hosted):

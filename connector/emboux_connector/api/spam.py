@@ -5,6 +5,8 @@ lists -- and the Rspamd settings map made of them, which Rspamd polls
 
 import ipaddress
 import math
+import re
+import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -18,6 +20,7 @@ from ..routing import endpoint
 from ..tenancy import visible_domain
 
 bp = Blueprint("spam", __name__)
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 class SpamSettingsBody(schemas.Body):
@@ -57,6 +60,19 @@ def put_spam(cur, caller, name, body):
     return _out(row, new)
 
 
+def _host_addresses(name):
+    """The addresses a host name resolves to now: in the docker/ deployment
+    RSPAMD_MAP_CLIENTS is the rspamd service's name, whose address the
+    container network assigns at each start."""
+    if not _HOST_NAME.fullmatch(name):
+        return set()
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    return {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
+
+
 def _map_caller_ok():
     """Rspamd is recognised by the address it connects from (no secret: Rspamd
     prints its map URLs, credentials included, in its log)."""
@@ -68,12 +84,15 @@ def _map_caller_ok():
         client = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         client = None
+    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped:
+        client = client.ipv4_mapped
     for net in allowed.replace(",", " ").split():
         try:
             if client is not None and client in ipaddress.ip_network(net, strict=False):
                 return
         except ValueError:
-            continue
+            if client is not None and client in _host_addresses(net):
+                return
     raise ApiError(403, "This address may not read the Rspamd settings map", code="forbidden")
 
 
