@@ -1,27 +1,15 @@
 """Roundcube (the webmail, issue 13) as a mailbox holder uses it: Debian's
-Chromium driven by Playwright (its own browsers are never downloaded). Used
+Chromium driven by Playwright (browser_helpers.py). Used
 by tests/webmail (dev stack) and tests/deploy/test_deployed_webmail.py (deployment)."""
 
-import contextlib
 import time
 
-from playwright.sync_api import expect, sync_playwright
+import browser_helpers
+from browser_helpers import chromium  # noqa: F401 (the webmail tests' browser, from here as before)
+from playwright.sync_api import expect
 
-CHROMIUM = "/usr/bin/chromium"
 # Roundcube's notices may take a moment on a busy machine (a ceiling, not a timed assertion)
 expect.set_options(timeout=30_000)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
-
-
-@contextlib.contextmanager
-def chromium():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def settle(page, quiet=0.5, ceiling=60):
@@ -42,8 +30,7 @@ def settle(page, quiet=0.5, ceiling=60):
 
 
 def new_page(browser):
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.set_default_timeout(60000)
+    page = browser_helpers.new_page(browser, 60000)
     page.emboux_inflight = set()
     page.on("request", lambda r: page.emboux_inflight.add(r))
     page.on("requestfinished", lambda r: page.emboux_inflight.discard(r))

@@ -3,6 +3,7 @@
 `./dev test` with Odoo's virtualenv. Settings come from var/dev.env."""
 
 import os
+import sys
 import uuid
 import xmlrpc.client
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/'s helpers (browser_helpers, dns_zones, stack_clients), after this folder's own modules
+sys.path.append(str(ROOT / "tests"))
 
 
 def _env():

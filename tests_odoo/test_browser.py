@@ -14,25 +14,34 @@ from email.message import EmailMessage
 
 import psycopg2
 import pytest
+from browser_helpers import launch, new_page, poll, screenshot  # noqa: F401 (poll: the other browser tests take it from here)
 from playwright.sync_api import expect, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
+from conftest import ROOT
+
+SHOTS = ROOT / "var" / "screenshots"
+
+
+def odoo_login(page, env, login, password, landing):
+    """Log in on Odoo's login form; wait for the page it lands on (a glob: '**/odoo**', '**/my**')."""
+    page.goto(f"{env['ODOO_URL']}/web/login")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(landing)
+
+
+def form_shot(page, name, width=1400, height=1500):
+    """var/screenshots/<name>.png of the whole form or page (browser_helpers.screenshot)."""
+    screenshot(page, SHOTS / f"{name}.png", width, height)
 
 
 @pytest.fixture
 def page(env):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = ctx.new_page()
-        page.set_default_timeout(30000)
-        page.goto(f"{env['ODOO_URL']}/web/login")
-        page.fill("input[name=login]", env["ODOO_LOGIN"])
-        page.fill("input[name=password]", env["ODOO_PASSWORD"])
-        page.click("button[type=submit]")
-        page.wait_for_url("**/odoo**")
+        browser = launch(p)
+        page = new_page(browser, 30000)
+        odoo_login(page, env, env["ODOO_LOGIN"], env["ODOO_PASSWORD"], "**/odoo**")
         # The first page after a module install or update builds Odoo's asset
         # bundles, which takes longer than one step may on a busy 2-core box:
         # wait for the web client itself before the test's steps start.
@@ -51,16 +60,6 @@ def save(page):
     page.locator(".o_form_button_save").click()
     expect(page.locator(".o_form_button_save")).to_be_hidden()
     expect(page.locator(".o_notification.border-danger, .modal .o_error_dialog")).to_have_count(0)
-
-
-def poll(fetch, done, tries=50):
-    """fetch() until done(value) or `tries` attempts 0.2 s apart; the last value (the caller asserts)."""
-    for _ in range(tries):
-        value = fetch()
-        if done(value):
-            break
-        time.sleep(0.2)
-    return value
 
 
 def catch_all_destinations(env, domain):

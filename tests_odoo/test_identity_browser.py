@@ -6,7 +6,6 @@ tab's counters move after mail is sent through the submission port.
 Screenshots of the tabs land in var/screenshots/ (for review)."""
 
 import re
-import sys
 import uuid
 from email.message import EmailMessage
 
@@ -14,15 +13,11 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from conftest import ROOT
-from test_browser import page, poll  # noqa: F401 (the logged-in Chromium page fixture)
-
-SHOTS = ROOT / "var" / "screenshots"
+from test_browser import form_shot, page, poll  # noqa: F401 (the logged-in Chromium page fixture)
 
 
 @pytest.fixture
 def zones(env):
-    sys.path.insert(0, str(ROOT / "tests"))
     from dns_zones import Zones
 
     class OdooZones(Zones):
@@ -35,12 +30,7 @@ def zones(env):
 
 
 def shot(pg, name):
-    """The whole form (Odoo scrolls inside its own pane: a tall viewport for the picture)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = pg.viewport_size
-    pg.set_viewport_size({"width": 1600, "height": 1900})
-    pg.screenshot(path=str(SHOTS / f"identity-{name}.png"))
-    pg.set_viewport_size(size)
+    form_shot(pg, f"identity-{name}", width=1600, height=1900)
 
 
 def dns_check(env, domain):
@@ -61,7 +51,6 @@ def open_tab(pg, title):
 
 
 def send_mail(env, user, password, to):
-    sys.path.insert(0, str(ROOT / "tests"))
     from stack_clients import submission_session
 
     msg = EmailMessage()

@@ -6,15 +6,15 @@ logs in over IMAP with the new one; the second sees none of it, and posting
 the first one's mailbox id changes nothing."""
 
 import imaplib
-import sys
 import time
 import uuid
 
 import pytest
+from browser_helpers import launch, new_page
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import ROOT
-from test_browser import ARGS, CHROMIUM, imap_login
+from test_browser import imap_login, odoo_login
 
 SHOTS = ROOT / "var" / "screenshots"
 
@@ -56,21 +56,15 @@ def customers(odoo):
 
 
 def portal_page(p, env, login, password):
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.set_default_timeout(60000)
-    page.goto(f"{env['ODOO_URL']}/web/login")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/my**")
+    browser = launch(p)
+    page = new_page(browser, 60000)
+    odoo_login(page, env, login, password, "**/my**")
     return browser, page
 
 
 @pytest.fixture
 def zones(env):
     """The dev stack's DNS (NSD): a zone for the test's domain."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from dns_zones import Zones
 
     class PortalZones(Zones):

@@ -10,19 +10,11 @@ import uuid
 import requests
 from playwright.sync_api import expect
 
-from conftest import ROOT
-from test_browser import page, poll, save  # noqa: F401 (the logged-in Chromium page fixture)
-
-SHOTS = ROOT / "var" / "screenshots"
+from test_browser import form_shot, page, poll, save  # noqa: F401 (the logged-in Chromium page fixture)
 
 
 def shot(pg, name):
-    """The whole form (Odoo scrolls inside its own pane: a tall viewport for the picture)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = pg.viewport_size
-    pg.set_viewport_size({"width": 1400, "height": 1500})
-    pg.screenshot(path=str(SHOTS / f"spam-{name}.png"))
-    pg.set_viewport_size(size)
+    form_shot(pg, f"spam-{name}")
 
 
 def remote(env, domain):

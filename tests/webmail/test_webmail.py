@@ -9,10 +9,10 @@ in over IMAP with the new one. Roundcube holds no mail-DB credential."""
 import imaplib
 import pathlib
 import ssl
-import time
 import uuid
 
 import pytest
+from browser_helpers import poll
 from playwright.sync_api import expect
 from webmail_browser import change_password, chromium, login, send, sent_ok
 
@@ -38,16 +38,6 @@ def headers_of(env, user, password, subject):
         return imap.fetch(nums[0], "(BODY.PEEK[HEADER])")[1][0][1].decode() if nums else None
     finally:
         imap.logout()
-
-
-def poll(fetch, done, tries=150):
-    """fetch() until done(value), `tries` attempts 0.2 s apart; the last value (the caller asserts)."""
-    for _ in range(tries):
-        value = fetch()
-        if done(value):
-            break
-        time.sleep(0.2)
-    return value
 
 
 def stored_hash(sql, email):
@@ -82,7 +72,7 @@ def test_log_in_send_and_change_the_password(devenv, webmail_url, boxes, browser
     subject = f"webmail-{uuid.uuid4().hex[:8]}"
     send(page, webmail_url, bob, subject, "sent from Roundcube")
     sent_ok(page)
-    got = poll(lambda: headers_of(devenv, bob, PASSWORD, subject), lambda h: h is not None)
+    got = poll(lambda: headers_of(devenv, bob, PASSWORD, subject), lambda h: h is not None, tries=150)
     assert got is not None, "the message sent from webmail did not arrive"
     # signed by OpenDKIM for alice's domain, as mail from any client of the submission service
     assert "DKIM-Signature:" in got and f"d={alice.split('@')[1]};" in got, got
