@@ -102,6 +102,17 @@ class EmbouxCase(TransactionCase):
         self.addCleanup(api, "DELETE", f"/domains/{name}")
         return self.env["emboux.domain"].create(dict({"name": name, "tenant_id": (tenant or self.tenant).id}, **kw))
 
+    def hosted_domain(self):
+        """A domain on the platform, vouched for by the manager (it receives
+        mail, its reports are stored)."""
+        dom = self.new_domain()
+        self.flush_queue()
+        self.env.cr.precommit.run()
+        dom.action_vouch_ownership()
+        self.flush_queue()
+        self.assertEqual((dom.sync_state, dom.ownership), ("synced", "vouched"), dom.sync_error)
+        return dom
+
     def pending_jobs(self, record=None):
         dom = [("state", "=", "pending")]
         if record is not None:

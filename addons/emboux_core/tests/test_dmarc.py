@@ -51,16 +51,6 @@ def mail_report(domain, records):
 
 
 class TestDmarcReports(EmbouxCase):
-    def hosted_domain(self):
-        """A domain on the platform, vouched for (its reports are stored)."""
-        dom = self.new_domain()
-        self.flush_queue()
-        self.env.cr.precommit.run()
-        dom.action_vouch_ownership()
-        self.flush_queue()
-        self.assertEqual((dom.sync_state, dom.ownership), ("synced", "vouched"), dom.sync_error)
-        return dom
-
     def test_report_mailed_shows_in_the_tab_with_the_warning(self):
         dom = self.hosted_domain()
         self.assertEqual(mail_report(dom.name, [("192.0.2.20", 95, "pass"), ("198.51.100.9", 5, "fail")]),

@@ -44,16 +44,6 @@ def write_zone(domain, records):
 
 class TestIdentity(EmbouxCase):
 
-    def hosted_domain(self):
-        """A domain on the platform, vouched for (it receives mail)."""
-        dom = self.new_domain()
-        self.flush_queue()
-        self.env.cr.precommit.run()
-        dom.action_vouch_ownership()
-        self.flush_queue()
-        self.assertEqual((dom.sync_state, dom.ownership), ("synced", "vouched"), dom.sync_error)
-        return dom
-
     def zone(self, dom, records=()):
         self.addCleanup(write_zone(dom.name, list(records)))
 
