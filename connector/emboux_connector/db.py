@@ -14,6 +14,44 @@ from .errors import ApiError
 log = logging.getLogger(__name__)
 
 
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
+class TransactionCursor(psycopg2.extras.RealDictCursor):
+    """A dict cursor that opens its transaction with its first statement.
+
+    psycopg2 sends BEGIN as a message of its own before a transaction's first
+    statement: one more round trip to PostgreSQL per request, which on a
+    loaded machine costs each side a wake-up (issue 15). The pool's
+    connections are in autocommit mode instead, and whenever the server says
+    no transaction is open (libpq's transaction status, no round trip) this
+    cursor sends "BEGIN; <statement>" as one message: PostgreSQL runs the two
+    in order and answers the statement's result. Database.transaction() ends
+    the transaction with COMMIT or ROLLBACK."""
+
+    def execute(self, query, vars=None):
+        if self.connection.get_transaction_status() == _IDLE:
+            if isinstance(query, str):
+                query = "BEGIN; " + query
+            elif isinstance(query, bytes):
+                query = b"BEGIN; " + query
+            else:  # a psycopg2.sql object: BEGIN in a message of its own
+                super().execute("BEGIN")
+        return super().execute(query, vars)
+
+    def executemany(self, query, vars_list):
+        if self.connection.get_transaction_status() == _IDLE:
+            super().execute("BEGIN")
+        return super().executemany(query, vars_list)
+
+    def end(self, command):
+        """COMMIT or ROLLBACK the open transaction (nothing when none is open)."""
+        if self.connection.get_transaction_status() != _IDLE:
+            super().execute(command)
+            return self.statusmessage
+        return None
+
+
 class Database:
     """A lazily created, thread-safe pool (created after gunicorn forks)."""
 
@@ -48,15 +86,20 @@ class Database:
             log.error("mail DB unreachable: %s", exc)
             raise ApiError(503, "Mail DB unavailable") from exc
         broken = False
+        # BEGIN travels with the first statement (TransactionCursor)
+        conn.autocommit = True
+        cur = conn.cursor(cursor_factory=TransactionCursor)
         try:
-            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                yield cur
-            conn.commit()
+            yield cur
+            if cur.end("COMMIT") not in (None, "COMMIT"):
+                # PostgreSQL answers ROLLBACK to the COMMIT of a failed
+                # transaction: never take that for a success
+                raise psycopg2.InternalError("the transaction was rolled back, not committed")
         except BaseException as exc:
             broken = conn.closed or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
             if not conn.closed:
                 try:
-                    conn.rollback()
+                    cur.end("ROLLBACK")
                 except psycopg2.Error:
                     broken = True
             if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
@@ -64,6 +107,7 @@ class Database:
                 raise ApiError(503, "Mail DB unavailable") from exc
             raise
         finally:
+            cur.close()
             pool.putconn(conn, close=broken)
 
     def _live_connection(self, pool):
