@@ -3,6 +3,7 @@ podman-compose under a private project name and free loopback ports
 (fixtures in conftest.py; every module of tests/deploy shares the one
 deployment of the session)."""
 
+import email.utils
 import imaplib
 import os
 import pathlib
@@ -28,6 +29,13 @@ IMAGES = {"localhost/emboux-postgres:latest": "docker/Dockerfile.postgres",
 SERVICES = ("postgres", "init", "policyd", "redis", "rspamd", "mail", "connector", "scheduler", "odoo", "webmail")
 HOSTNAME = "mail.deploy.test"
 PASSWORD = "deploy horse 1"
+
+
+def plain_message(frm, to, subject, body="x"):
+    """A well-formed message (From, To, Date, Message-ID): Rspamd scores a
+    bare one (no From, no Date, no Message-ID) into Junk."""
+    return (f"From: {frm}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {email.utils.formatdate()}\r\n"
+            f"Message-ID: {email.utils.make_msgid(domain=frm.split('@')[1])}\r\n\r\n{body}\r\n")
 
 
 def run(*cmd, check=True, timeout=900, **kw):

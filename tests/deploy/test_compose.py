@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from deploy_stack import BASE, PASSWORD, Deployment, run, wait_until
+from deploy_stack import BASE, PASSWORD, Deployment, plain_message, run, wait_until
 
 
 def test_health_and_every_healthcheck(deployment):
@@ -103,7 +103,7 @@ def test_restarting_every_container_loses_no_message_and_no_record(deployment, h
     # and it still works: a new message arrives
     subject = f"after-restart-{uuid.uuid4().hex[:8]}"
     with smtplib.SMTP("127.0.0.1", d.ports["SMTP"], timeout=30) as s:
-        assert not s.sendmail("someone@example.net", [bob], f"Subject: {subject}\r\n\r\nx\r\n")
+        assert not s.sendmail("someone@example.net", [bob], plain_message("someone@example.net", bob, subject))
     assert wait_until(lambda: subject in d.subjects(bob), timeout=120), d.logs()
 
 
@@ -200,7 +200,7 @@ def test_backup_and_restore_as_the_readme_says(deployment, hosted, tmp_path):
     bob = hosted["bob"]
     subject = f"backed-up-{uuid.uuid4().hex[:8]}"
     with smtplib.SMTP("127.0.0.1", d.ports["SMTP"], timeout=30) as s:
-        assert not s.sendmail("someone@example.net", [bob], f"Subject: {subject}\r\n\r\nx\r\n")
+        assert not s.sendmail("someone@example.net", [bob], plain_message("someone@example.net", bob, subject))
     assert wait_until(lambda: subject in d.subjects(bob), timeout=120), d.logs()
     kept = sorted(d.subjects(bob))
     dump, store = tmp_path / "emboux_mail.dump", tmp_path / "vmail.tgz"
