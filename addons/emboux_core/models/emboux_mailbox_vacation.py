@@ -110,7 +110,9 @@ class EmbouxMailboxVacation(models.Model):
             body = vals["vacation_body"]
             if body and not isinstance(body, str):
                 raise UserError(self.env._("The reply message must be text."))
-            vals["vacation_body"] = body if body and body.strip() else False
+            # one kind of line end (a browser's form posts CRLF)
+            body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+            vals["vacation_body"] = body if body.strip() else False
         for f in ("vacation_start", "vacation_end"):
             if f in vals:
                 vals[f] = self._emboux_vacation_date(f, vals[f])
