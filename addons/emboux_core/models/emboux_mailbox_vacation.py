@@ -175,9 +175,10 @@ class EmbouxMailboxVacation(models.Model):
 
     # --- from the platform ---------------------------------------------------
     def _emboux_job_done(self, job, result):
-        super()._emboux_job_done(job, result)
+        res = super()._emboux_job_done(job, result)
         if job.kind == "mailbox.vacation":
             self._emboux_store_vacation(result)
+        return res
 
     def _emboux_store_vacation(self, result):
         """Keep what the platform answered, without sending it back."""
