@@ -247,9 +247,10 @@ def test_postfix_wiring(devenv):
                               text=True, check=True).stdout.strip()
     cls = q("emboux_forwarding")
     assert re.search(r"policy_context=emboux_forwarding, default_action=DUNNO \}.*static:\{451 4\.3\.5 ", cls), cls
-    # port 25: the one RCPT verdict (pgsql-recipient.cf, migration 0021) names the
-    # class emboux_forwarding_mx for a recipient forwarding outside EmBoux
-    assert "pgsql-recipient.cf" in q("smtpd_recipient_restrictions")
+    # port 25: the one RCPT verdict (pgsql-recipient.cf, migrations 0021 and 0030,
+    # in the relay restrictions) names the class emboux_forwarding_mx for a
+    # recipient forwarding outside EmBoux
+    assert "pgsql-recipient.cf" in q("smtpd_relay_restrictions")
     assert "emboux_forwarding" in q("emboux_forwarding_mx").split(", ")[-1]
     assert "pgsql-forwarding.cf" in q("submission_recipient_restrictions")
     assert "default_action=DUNNO" in q("smtpd_end_of_data_restrictions")

@@ -121,3 +121,38 @@ def test_suspension_and_disabled_mailbox_on_the_smtpd_that_just_accepted(mail, a
         assert mail.rcpt(erin, conn=held)[0] == 550
     finally:
         held.quit()
+
+
+def _decision(sql, local, domain):
+    return sql("SELECT mailserver.rcpt_decision(%s, %s, 52428800) AS v", (local, domain))[0]["v"]
+
+
+def test_one_lookup_is_also_the_relay_check(mail, api, tenant, sql):
+    """pgsql-recipient.cf (migration 0030) answers the relay check and the
+    verdict at once: OK for a plain address of a hosted domain, the verdict
+    where there is one, nothing for a routed address or a domain not hosted
+    (reject_unauth_destination then refuses it on port 25)."""
+    domain = tenant.domain()
+    frank = tenant.mailbox(domain, "frank", quota_mb=0)
+    local = frank.split("@")[0]
+    assert _decision(sql, local, domain) == "OK"
+    assert _decision(sql, "nobody", domain) == "OK"          # hosted: reject_unlisted_recipient says 550
+    assert _decision(sql, local, "not-hosted.example") is None
+    for routed in (f"{local}%x", f"{local}!x", "x@y"):
+        assert _decision(sql, routed, domain) is None
+    assert _decision(sql, "x'); DROP TABLE mailserver.quota_usage; --", domain) == "OK"
+    r = api.put(f"/domains/{domain}/suspend")
+    assert r.status_code == 200, r.text
+    assert _decision(sql, local, domain).startswith("450 ")
+    api.put(f"/domains/{domain}/activate")
+
+    # and on port 25: still no relay through a hosted domain or to another
+    held = mail.mx()
+    try:
+        assert mail.rcpt(frank, conn=held)[0] == 250
+        assert mail.rcpt(f"{local}%somewhere.example@{domain}", conn=held)[0] == 554
+        assert mail.rcpt(f"{local}@not-hosted.example", conn=held)[0] == 554
+        assert mail.rcpt(f"nobody@{domain}", conn=held)[0] == 550
+        assert mail.rcpt(frank, conn=held)[0] == 250
+    finally:
+        held.quit()
