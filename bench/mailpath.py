@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import os
 import pathlib
+import random
 import shutil
 import smtplib
 import socket
@@ -40,10 +41,12 @@ import tempfile
 import threading
 import time
 import uuid
+from email.utils import formatdate
 
 import psycopg2
 import requests
 
+import proc_cpu
 from devenv import ROOT, dev_env
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -317,6 +320,10 @@ class Reference:
             if not wait_port(p, 15):
                 raise RuntimeError(f"reference Postfix not listening on {p} (see {r}/postfix.log)")
 
+    def masters(self):
+        return {k: v for k, v in (("Postfix", pid_file(self.root / "spool" / "pid" / "master.pid")),
+                                  ("Dovecot", pid_file(self.root / "dovecot-run" / "master.pid"))) if v}
+
     def stop(self):
         etc = self.root / "etc"
         if "postfix" in self.started:
@@ -334,23 +341,51 @@ class Reference:
 
 # --- the measurements ---------------------------------------------------------------------
 class Target:
-    def __init__(self, name, smtp_port, submission_port, vmail):
+    def __init__(self, name, smtp_port, submission_port, vmail, masters=None):
         self.name, self.smtp_port, self.submission_port, self.vmail = name, smtp_port, submission_port, vmail
+        self.masters = masters or {}  # {"Postfix": pid, ...}: whose CPU is counted (proc_cpu.py)
 
     def delivered(self, users):
         n = 0
         for u in users:
             local, dom = u.split("@")
-            for sub in ("new", "cur"):
+            for sub in ("new", "cur", ".Junk/new", ".Junk/cur"):  # scored mail is filed in Junk
                 with contextlib.suppress(FileNotFoundError):
                     n += len(os.listdir(self.vmail / dom / local / "Maildir" / sub))
         return n
 
 
+# The body: plain English-like text (lines of words), not one repeated
+# character: Rspamd's BITCOIN_ADDR rule reports every run of 14+ letters of
+# the bech32 alphabet (x is one) to Lua, so lines of "xxx..." cost it twice
+# the CPU of ordinary text (100 KB: 33 against 17 ms a scan).
+WORDS = ("the of and to in is that for it as was with be by on not this are or from at which but have an "
+         "they you were there would their we been has when who will more no if out so said what up its about "
+         "into than them can only other new some could time these two may then do first any my now such like "
+         "our over even most made after also did many before must through back years where much your way well "
+         "down should because each just those people how too little state good very make world still own see "
+         "work long get here between both life being under never day same another know while last might us "
+         "great old year off come since against go came right used take three meeting invoice project")
+
+
+def body_text(size, seed=15):
+    rnd, lines, n, words = random.Random(seed), [], 0, WORDS.split()
+    while n < size:
+        line = " ".join(rnd.choice(words) for _ in range(12))
+        lines.append(line[0].upper() + line[1:] + ".")
+        n += len(lines[-1]) + 2
+    return "\r\n".join(lines) + "\r\n"
+
+
+BODIES = {}
+
+
 def message(rcpt, size, tag):
-    body = ("x" * 75 + "\r\n") * max(1, size // 77)
+    if size not in BODIES:
+        BODIES[size] = body_text(size)
     return (f"From: {SENDER}\r\nTo: {rcpt}\r\nSubject: mailpath {tag}\r\n"
-            f"Message-ID: <{tag}.{uuid.uuid4().hex}@example.net>\r\n\r\n{body}")
+            f"Date: {formatdate()}\r\n"
+            f"Message-ID: <{tag}.{uuid.uuid4().hex}@example.net>\r\n\r\n{BODIES[size]}")
 
 
 def inbound(target, users, conns, size, n_messages):
@@ -438,7 +473,7 @@ def submission(port, user, conns, n_messages, rcpt="someone@example.org"):
                 for j in range(n):
                     msg = (f"From: {user}\r\nTo: {rcpt}\r\nSubject: submission {k}-{j}\r\n"
                            f"Message-ID: <s{k}.{j}.{uuid.uuid4().hex}@example.net>\r\n\r\n"
-                           + ("y" * 75 + "\r\n") * 50)
+                           + body_text(4000, seed=17))
                     t = time.perf_counter()
                     refused = c.sendmail(user, [rcpt], msg)
                     lat.append(time.perf_counter() - t)
@@ -565,38 +600,91 @@ def probes(env, tenant, n):
 
 
 # --- the run -----------------------------------------------------------------------------------
+def pid_file(path):
+    with contextlib.suppress(OSError, ValueError):
+        return int(pathlib.Path(path).read_text().split()[0])
+    return None
+
+
+def emboux_masters(env):
+    """The dev stack's masters whose CPU is counted (proc_cpu.py), by their PID files."""
+    run = ROOT / "var" / "run"
+    masters = {"Postfix": pid_file(pathlib.Path(env["POSTFIX_QUEUE_DIR"]) / "pid" / "master.pid"),
+               "Dovecot": pid_file(run / "dovecot.pid"), "Rspamd": pid_file(run / "rspamd.pid"),
+               "emboux-policyd": pid_file(run / "policyd.pid"), "postsrsd": pid_file(run / "postsrsd.pid")}
+    with psycopg2.connect(env["MAILDB_DSN"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")  # its parent is the postmaster
+        with open(f"/proc/{cur.fetchone()[0]}/stat") as f:
+            masters["PostgreSQL"] = int(f.read().rsplit(")", 1)[1].split()[1])
+    return {k: v for k, v in masters.items() if v}
+
+
+def emboux_targets(env):
+    """(EmBoux without its content milter, EmBoux as port 25 runs): the first is
+    the dev stack's SMTP_UNFILTERED_PORT (scripts/dev/stack-mail.sh: port 25's
+    service, same Postfix, same options, no milter); without it, both are port 25."""
+    vmail, masters = pathlib.Path(env["VMAIL_DIR"]), emboux_masters(env)
+    filtered = Target("EmBoux + Rspamd", int(env["SMTP_PORT"]), int(env["SUBMISSION_PORT"]), vmail, masters)
+    if not env.get("SMTP_UNFILTERED_PORT"):
+        return filtered, filtered
+    return Target("EmBoux", int(env["SMTP_UNFILTERED_PORT"]), int(env["SUBMISSION_PORT"]), vmail, masters), filtered
+
+
 def ratio(a, b):
     return f"{a / b:5.2f}x" if b else "   - "
 
 
-def run_inbound(emboux, reference, tenant, scale, conns_list):
-    print("\ninbound                          EmBoux accept / delivered      reference accept / delivered"
-          "    ratio accept / delivered")
+def run_inbound(targets, tenant, scale, conns_list):
+    """Each size and connection count on every target in turn. targets: the
+    reference, EmBoux (port 25's path without its content milter) and, when
+    the stack has that port, EmBoux + Rspamd (port 25 as the Internet meets it)."""
+    names = [tg.name for tg in targets]
+    print("\ninbound, msg/s accepted / delivered  " + "".join(f"{n:>26s}" for n in names)
+          + "   EmBoux / reference" + ("   + Rspamd / EmBoux" if len(targets) > 2 else "")
+          + "\n  (ratios of the delivery rates)")
     for size, n in ((4096, int(800 * scale)), (102400, int(300 * scale))):
         for conns in conns_list:
-            res = {}
-            for tg in (reference, emboux):
-                res[tg.name] = inbound(tg, tenant.users, conns, size, n)
-            e, r = res["EmBoux"], res["reference"]
-            print(f"  {size // 1024:3d} KB x {n:4d}, {conns:2d} conn    {e[0]:8.1f} / {e[1]:7.1f} msg/s      "
-                  f"{r[0]:8.1f} / {r[1]:7.1f} msg/s     {ratio(e[0], r[0])} / {ratio(e[1], r[1])}"
-                  + (f"   errors: EmBoux {e[2][:2]} reference {r[2][:2]}" if e[2] or r[2] else ""))
+            res = [inbound(tg, tenant.users, conns, size, n) for tg in targets]
+            line = f"  {size // 1024:3d} KB x {n:4d}, {conns:2d} conn        "
+            line += "".join(f"{r[0]:14.1f} / {r[1]:7.1f}  " for r in res)
+            line += f"    {ratio(res[1][1], res[0][1])}"
+            if len(targets) > 2:
+                line += f"            {ratio(res[2][1], res[1][1])}"
+            errs = {tg.name: r[2][:2] for tg, r in zip(targets, res, strict=True) if r[2]}
+            print(line + (f"   errors: {errs}" if errs else ""))
 
 
-def run_latency(emboux, reference, ref, tenant, n):
-    le = command_latency(emboux, tenant.users, n)
-    lr = command_latency(reference, tenant.users, n)
+def run_cpu(targets, tenant, n, conns=4):
+    """CPU per message of each part, 4 KB at `conns` connections (proc_cpu.py)."""
+    table, names = {}, [tg.name for tg in targets]
+    for tg in targets:
+        before, t0 = proc_cpu.snapshot(), os.times()
+        inbound(tg, tenant.users, conns, 4096, n)
+        after, t1 = proc_cpu.snapshot(), os.times()
+        for part, sec in proc_cpu.cpu_by_part(before, after, tg.masters).items():
+            table.setdefault(part, {})[tg.name] = sec * 1000 / n
+        table.setdefault("the bench's SMTP client", {})[tg.name] = \
+            ((t1.user - t0.user) + (t1.system - t0.system)) * 1000 / n
+    print(f"\nwhere the CPU goes, inbound 4 KB x {n}, {conns} connections: ms of CPU per message"
+          "\n  " + " " * 40 + "".join(f"{n:>20s}" for n in names))
+    rows = sorted(table.items(), key=lambda kv: -max(kv[1].values()))
+    for part, per in rows + [("total", {nm: sum(r.get(nm, 0) for _, r in rows) for nm in names})]:
+        if max(per.values()) >= 0.05 or part == "total":
+            print(f"  {part[:40]:40s}" + "".join(f"{per.get(nm, 0):20.2f}" for nm in names))
+
+
+def run_latency(targets, ref, tenant, n):
+    lat = [command_latency(tg, tenant.users, n) for tg in targets]
     lm = None
     if ref.inbound_milters:
         lm = command_latency(Target("reference + milters", ref.smtp_milter_port, None, ref.vmail), tenant.users, n,
                              strict=False)
-    print(f"\nper command on one warm inbound connection ({n} transactions), ms"
-          "\n        EmBoux p50 / p99    reference p50 / p99   ratio p50"
-          + (f"   reference + EmBoux's milters ({ref.inbound_milters}) p50 / p99" if lm else ""))
+        targets, lat = targets + [Target(f"reference + {ref.inbound_milters}", 0, None, None)], lat + [lm]
+    print(f"\nper command on one warm inbound connection ({n} transactions), ms p50 / p99"
+          "\n      " + "".join(f"{tg.name[:30]:>32s}" for tg in targets) + "   EmBoux / reference p50")
     for cmd in ("MAIL", "RCPT", "DATA"):
-        print(f"  {cmd:4s}  {le[cmd][0]:6.2f} / {le[cmd][1]:6.2f}      {lr[cmd][0]:6.2f} / {lr[cmd][1]:6.2f}"
-              f"        {ratio(le[cmd][0], lr[cmd][0])}"
-              + (f"          {lm[cmd][0]:6.2f} / {lm[cmd][1]:6.2f}" if lm else ""))
+        print(f"  {cmd:4s}" + "".join(f"{r[cmd][0]:21.2f} / {r[cmd][1]:7.2f}" for r in lat)
+              + f"   {ratio(lat[1][cmd][0], lat[0][cmd][0])}")
     if lm and lm["refused"]:
         print(f"  (reference + milters: {lm['refused']} of {n} transactions refused by the milter)")
 
@@ -621,7 +709,7 @@ def run_submission(emboux, ref, tenant, n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer messages (a smoke run)")
-    ap.add_argument("--only", default="inbound,latency,submission,probes")
+    ap.add_argument("--only", default="inbound,cpu,latency,submission,probes")
     ap.add_argument("--conns", default="1,4,16")
     ap.add_argument("--dkim-milter", help="the reference's DKIM milter (default: EmBoux's, OPENDKIM_MILTER)")
     args = ap.parse_args()
@@ -637,18 +725,24 @@ def main():
         ref = Reference(env, tenant, args.dkim_milter or env.get("OPENDKIM_MILTER")
                         or f"inet:127.0.0.1:{env['OPENDKIM_PORT']}")
         ref.start()
-        emboux = Target("EmBoux", int(env["SMTP_PORT"]), int(env["SUBMISSION_PORT"]), pathlib.Path(env["VMAIL_DIR"]))
-        reference = Target("reference", ref.smtp_port, ref.submission_port, ref.vmail)
+        emboux, filtered = emboux_targets(env)
+        reference = Target("reference", ref.smtp_port, ref.submission_port, ref.vmail, ref.masters())
+        inbound_targets = [reference, emboux] + ([filtered] if filtered is not emboux else [])
         load = os.getloadavg()
-        print(f"mailpath: EmBoux (127.0.0.1:{emboux.smtp_port}) vs reference ({ref.root}, :{ref.smtp_port}); "
-              f"{os.cpu_count()} CPUs, load {load[0]:.2f}; DKIM key: {'yes' if tenant.dkim else 'NO'}")
-        # warm both: smtpd, proxymap, DB sessions, Dovecot's processes (and the usage rows)
-        for tg in (emboux, reference):
+        print(f"mailpath: {', '.join(f'{tg.name} (127.0.0.1:{tg.smtp_port})' for tg in inbound_targets)}; "
+              f"reference in {ref.root}; {os.cpu_count()} CPUs, load {load[0]:.2f}; "
+              f"DKIM key: {'yes' if tenant.dkim else 'NO'}")
+        if filtered is emboux:
+            print("  (no SMTP_UNFILTERED_PORT in var/dev.env: EmBoux is measured with Rspamd only; ./dev up adds it)")
+        # warm every target: smtpd, proxymap, DB sessions, Dovecot's processes (and the usage rows)
+        for tg in inbound_targets:
             inbound(tg, tenant.users, 2, 4096, 40)
         if "inbound" in parts:
-            run_inbound(emboux, reference, tenant, scale, list(map(int, args.conns.split(","))))
+            run_inbound(inbound_targets, tenant, scale, list(map(int, args.conns.split(","))))
+        if "cpu" in parts:
+            run_cpu(inbound_targets, tenant, int(400 * scale))
         if "latency" in parts:
-            run_latency(emboux, reference, ref, tenant, int(1000 * scale))
+            run_latency(inbound_targets, ref, tenant, int(1000 * scale))
         if "submission" in parts:
             run_submission(emboux, ref, tenant, int(600 * scale))
         if "probes" in parts:

@@ -95,6 +95,7 @@ mail_render() {
     local tmp="$MAIL_DIR/etc.new" part
     rm -rf "$tmp"
     sh "$ROOT/docker/render.sh" "$tmp" || die "rendering docker/ templates failed"
+    mail_unfiltered_service "$tmp/postfix/master.cf"
     MAIL_CHANGED=""
     for part in postfix dovecot; do
         if [ -d "$MAIL_ETC/$part" ] && diff -r "$MAIL_ETC/$part" "$tmp/$part" >/dev/null 2>&1 \
@@ -106,6 +107,29 @@ mail_render() {
     if diff -r "$MAIL_ETC" "$tmp" >/dev/null 2>&1 && [ -z "$MAIL_CHANGED" ]; then rm -rf "$tmp"; return 0; fi
     rm -rf "$MAIL_ETC.old"; [ -d "$MAIL_ETC" ] && mv "$MAIL_ETC" "$MAIL_ETC.old"
     mv "$tmp" "$MAIL_ETC"; rm -rf "$MAIL_ETC.old"
+}
+
+# Dev stack only, for bench/mailpath.py (issues 15 and 17): a copy of the
+# inbound service on SMTP_UNFILTERED_PORT (loopback) with the same options
+# and no content milter, so one run can compare delivery with and without
+# Rspamd on the same Postfix. Everything else -- lookups, the RCPT verdict,
+# quota, the forwarding policy, SRS, LMTP -- is port 25's. Never rendered
+# into the deployment (docker/postfix/master.cf): there every inbound
+# message is scanned.
+mail_unfiltered_service() {  # mail_unfiltered_service RENDERED_MASTER_CF
+    local port; port=$(env_port SMTP_UNFILTERED_PORT 2527)
+    awk -v smtp="$SMTP_PORT" -v port="$port" '
+        { print }
+        $1 == smtp && $2 == "inet" { copy = 1; block = "127.0.0.1:" port " inet n - n - - smtpd\n"; next }
+        copy && /^[ \t]+-o/ { block = block $0 "\n"; next }
+        copy { copy = 0 }
+        END {
+            if (block == "") exit 1
+            printf "# bench/mailpath.py only (scripts/dev/stack-mail.sh): port %s without the content milter\n%s", smtp, block
+            print "  -o syslog_name=postfix/smtpd-unfiltered"
+            print "  -o smtpd_milters="
+        }' "$1" >"$1.new" || die "no inbound service on $SMTP_PORT in $1"
+    mv "$1.new" "$1"
 }
 
 mail_dirs() {
