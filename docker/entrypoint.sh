@@ -12,6 +12,9 @@ export POSTFIX_QUEUE_DIR=/var/spool/postfix POSTFIX_DATA_DIR=/var/lib/postfix
 export POSTFIX_LOG=/dev/stdout POSTFIX_LOG_DIR=/dev/stdout
 export DOVECOT_INSTANCE=emboux DOVECOT_BASE_DIR=/run/dovecot DOVECOT_STATE_DIR=/var/lib/dovecot
 export DOVECOT_LOG=/dev/stderr DOVECOT_CONFIG_DIR=$ETC/dovecot
+# Postfix's auto-reply service for Sieve's vacation replies (master.cf,
+# dovecot.conf submission_host): on the container's loopback, never published.
+export AUTOREPLY_PORT=10027
 # OpenDKIM's unix socket (below), main.cf's emboux_dkim_milter.
 export OPENDKIM_MILTER=unix:/run/opendkim/opendkim.sock
 # Inbound filter (docs/inbound.md): the rspamd service's milter and

@@ -48,6 +48,9 @@ mail_vars() {
     # plugin is turned on when MANAGESIEVE_PORT is in var/dev.env.
     export MANAGESIEVE_PORT
     MANAGESIEVE_PORT=$(env_port MANAGESIEVE_PORT 24190)
+    # Postfix's loopback service for Sieve's vacation replies (master.cf)
+    export AUTOREPLY_PORT
+    AUTOREPLY_PORT=$(env_port AUTOREPLY_PORT 10027)
     export POSTFIX_QUEUE_DIR="$MAIL_DIR/spool" POSTFIX_DATA_DIR="$MAIL_DIR/postfix-data"
     export POSTFIX_LOG="$LOG/postfix.log" POSTFIX_LOG_DIR="$LOG"
     export DOVECOT_INSTANCE=emboux-dev DOVECOT_BASE_DIR="$MAIL_DIR/dovecot-run"

@@ -22,6 +22,9 @@ SQL_LOCK_SEEN = dollar(engine.LOCK_AND_SEEN_SQL)
 SQL_APPLY = dollar(engine.APPLY_SQL)
 
 _MISSING = object()
+# main.cf's emboux_autoreply_policy (policy_context=): set by Postfix's
+# configuration, never by the SMTP client.
+AUTOREPLY_CONTEXT = "emboux_autoreply"
 
 
 def _domain_of(addr):
@@ -64,6 +67,13 @@ class DecisionMixin:
         if state not in ("RCPT", "END-OF-MESSAGE"):
             return "DUNNO"
         login = req.get("sasl_username", "").strip().lower()
+        if req.get("policy_context") == AUTOREPLY_CONTEXT:
+            # Postfix's loopback auto-reply service (Sieve's vacation replies,
+            # docs/inbound.md): no login; the envelope sender is the mailbox
+            # whose reply it is, judged and counted as if it had logged in.
+            login = req.get("sender", "").strip().lower()
+            if not login:
+                return "554 5.7.1 An auto-reply needs the mailbox as its sender"
         if not login:
             return "554 5.7.0 Authentication required"
         sender_domain = _domain_of(req.get("sender", ""))
