@@ -11,6 +11,17 @@ from odoo.http import request
 
 from odoo.addons.portal.controllers.portal import CustomerPortal
 
+# What a portal_* method raises for a change it refuses (AccessError and
+# MissingError: another customer's record or none; the others: bad input).
+REFUSED = (AccessError, MissingError, UserError, ValidationError)
+
+
+def refusal_text(exc):
+    """What the customer reads of a refused change."""
+    if isinstance(exc, (AccessError, MissingError)):
+        return request.env._("This is not one of your records.")
+    return str(exc.args[0] if exc.args else exc)
+
 
 class EmbouxPortal(CustomerPortal):
 
@@ -52,10 +63,8 @@ class EmbouxPortal(CustomerPortal):
     def _emboux_do(self, fn, done):
         try:
             fn()
-        except (AccessError, MissingError):
-            return self._emboux_redirect(error=request.env._("This is not one of your records."))
-        except (UserError, ValidationError) as exc:
-            return self._emboux_redirect(error=str(exc.args[0] if exc.args else exc))
+        except REFUSED as exc:
+            return self._emboux_redirect(error=refusal_text(exc))
         return self._emboux_redirect(message=done)
 
     @staticmethod
@@ -101,10 +110,8 @@ class EmbouxPortal(CustomerPortal):
         tenant = request.env["emboux.tenant"].browse(self._int(tenant_id))
         try:
             key = tenant.portal_create_api_key(name)
-        except (AccessError, MissingError):
-            return self._emboux_redirect(error=request.env._("This is not one of your records."))
-        except (UserError, ValidationError) as exc:
-            return self._emboux_redirect(error=str(exc.args[0] if exc.args else exc))
+        except REFUSED as exc:
+            return self._emboux_redirect(error=refusal_text(exc))
         response = self._emboux_render(new_token=key["token"])
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -143,17 +150,17 @@ class EmbouxPortal(CustomerPortal):
             if not box.exists():
                 raise MissingError(request.env._("This mailbox does not exist."))
             box.check_access("read")
-        except (AccessError, MissingError):
-            return self._emboux_redirect(error=request.env._("This is not one of your records."))
+        except (AccessError, MissingError) as exc:
+            return self._emboux_redirect(error=refusal_text(exc))
         error = None
         if request.httprequest.method == "POST":
             try:
                 box.portal_set_vacation(post.get("enabled") == "1", post.get("subject"), post.get("body"),
                                         post.get("start"), post.get("end"), post.get("days"))
-            except (AccessError, MissingError):
-                return self._emboux_redirect(error=request.env._("This is not one of your records."))
+            except (AccessError, MissingError) as exc:
+                return self._emboux_redirect(error=refusal_text(exc))
             except (UserError, ValidationError) as exc:
-                error = str(exc.args[0] if exc.args else exc)
+                error = refusal_text(exc)
             else:
                 return request.redirect(f"/my/email/mailbox/{box.id}/vacation?saved=1")
         if error:   # what was typed, to correct it
