@@ -1,25 +1,16 @@
 """Helpers of tests/forwarding (fixtures in conftest.py): an anonymous sender
 on port 25, the outbound SMTP sink, a tenant's domain with aliases."""
 
+import contextlib
 import glob
 import json
 import os
 import smtplib
-import time
 import uuid
-import contextlib
 
+from stack_clients import DomainOutbound, wait_until  # noqa: F401 (wait_until: re-exported)
 
 PASSWORD = "correct horse 1"
-
-
-def wait_until(fn, timeout=15, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 class Sink:
@@ -75,7 +66,7 @@ class Port25:
                 s.quit()
 
 
-class Forwarder:
+class Forwarder(DomainOutbound):
     """A tenant's domain (created with the master token: operator-vouched, so
     it receives mail at once) with a mailbox and helpers for aliases."""
 
@@ -96,16 +87,6 @@ class Forwarder:
                                                 "destination": ",".join(destinations)})
         assert r.status_code == 201, r.text
         return source
-
-    def set(self, **fields):
-        r = self.api.put(f"/domains/{self.domain}/outbound", json=fields)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def get(self):
-        r = self.api.get(f"/domains/{self.domain}/outbound")
-        assert r.status_code == 200, r.text
-        return r.json()
 
     def sent_today(self, expected):
         """outbound_sent_today once it shows `expected` (the daemon confirms

@@ -41,7 +41,8 @@ def test_forwarded_copies_leave_with_srs_and_count(fwd, port25, sink, devenv):
     store = os.path.join(devenv["VMAIL_DIR"], fwd.domain)
     files = wait_until(lambda: [f for f in glob.glob(f"{store}/**/Maildir/*/*", recursive=True)
                                 if os.path.basename(os.path.dirname(f)) in ("new", "cur")
-                                and os.path.isfile(f) and marker in pathlib.Path(f).read_text(errors="replace")])
+                                and os.path.isfile(f) and marker in pathlib.Path(f).read_text(errors="replace")],
+                       timeout=15)
     assert files, "the local copy was not delivered"
     assert f"Return-Path: <{stranger}>" in pathlib.Path(files[0]).read_text(errors="replace")
 
@@ -167,7 +168,7 @@ def test_suppressed_destination_is_skipped_the_others_delivered(fwd, port25, sin
     # never a silent loss: both Postfix and the policy daemon say why
     postfix_log = ROOT / "var" / "log" / "postfix.log"
     assert wait_until(lambda: any(gone in line and "suppressed recipient" in line
-                                  for line in postfix_log.read_text(errors="replace").splitlines())), \
+                                  for line in postfix_log.read_text(errors="replace").splitlines()), timeout=15), \
         "no discard logged"
 
 
@@ -229,7 +230,8 @@ def test_a_dead_policy_daemon_defers_forwarding_not_local_mail(fwd, sink, devenv
     store = os.path.join(devenv["VMAIL_DIR"], fwd.domain)
     # in INBOX or Junk (Maildir/.Junk: Rspamd scores this bare message), so hidden folders too
     assert wait_until(lambda: [f for f in glob.glob(f"{store}/**/Maildir/**/*", recursive=True, include_hidden=True)
-                               if os.path.isfile(f) and marker in pathlib.Path(f).read_text(errors="replace")])
+                               if os.path.isfile(f) and marker in pathlib.Path(f).read_text(errors="replace")],
+                      timeout=15)
     assert sink.with_marker(marker) == []
     assert fwd.sent_today(0) == 0
     # the same smtpd with the daemon up accepts the forward

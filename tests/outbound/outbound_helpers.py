@@ -7,14 +7,14 @@ collect what happened), `policyd` (start extra daemon processes on their own
 ports) and `PolicyClient` (speak the policy protocol directly).
 """
 
+import contextlib
 import datetime as dt
 import smtplib
 import socket
-import time
 import uuid
 
-from stack_clients import free_port, submission_session, wait_port  # noqa: F401 (re-exported)
-import contextlib
+from stack_clients import (DomainOutbound, free_port, submission_session, wait_port,  # noqa: F401 (re-exported)
+                           wait_until)
 
 
 PASSWORD = "correct horse 1"
@@ -55,31 +55,6 @@ class Submitter:
         if s is not None:
             s.quit()
         return out
-
-
-class DomainOutbound:
-    """The outbound settings and counters of `self.domain`, through the master's `self.api`."""
-
-    def set(self, **fields):
-        r = self.api.put(f"/domains/{self.domain}/outbound", json=fields)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def get(self):
-        r = self.api.get(f"/domains/{self.domain}/outbound")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def settle(self, **expected):
-        """The outbound state once the counters show `expected`: the daemon
-        confirms what it served from its lease in the DB within moments."""
-        state = wait_until(lambda: (lambda s: s if all(s[k] == v for k, v in expected.items()) else None)(
-            self.get()), timeout=5)
-        if state is None:
-            state = self.get()
-            got = {k: state[k] for k in expected}
-            assert got == expected, f"outbound counters {got}, expected {expected}; whole state {state}"
-        return state
 
 
 class Outbound(DomainOutbound):
@@ -130,17 +105,6 @@ class PolicyClient:
 
     def close(self):
         self.sock.close()
-
-
-def wait_until(fn, timeout=10, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def closable(cur, kind):
