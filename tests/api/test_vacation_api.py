@@ -1,6 +1,8 @@
 """GET/PUT /users/{email}/vacation: the stored settings, their validation
 and the tenant rules (the mail side: tests/inbound/test_vacation.py)."""
 
+import psycopg2
+import psycopg2.errors
 import pytest
 
 
@@ -100,3 +102,24 @@ def test_deleting_the_mailbox_deletes_its_reply(tenant, sql):
     assert len(sql("SELECT 1 FROM mailserver.vacation_scripts WHERE email = %s", (box,))) == 1
     assert tenant.delete(f"/users/{box}").status_code == 204
     assert sql("SELECT 1 FROM mailserver.vacation_scripts WHERE email = %s", (box,)) == []
+
+
+def test_only_dovecots_role_reads_the_scripts(devenv, tenant):
+    """Least privilege (migration 0028): the view is granted to Dovecot's
+    group alone; Postfix's role is refused."""
+    box = tenant.mailbox(tenant.domain())
+    tenant.put(f"/users/{box}/vacation", json={"enabled": True, "subject": "S", "body": "B"})
+    conn = psycopg2.connect(devenv["MAILDB_DOVECOT_DSN"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT script_name, script FROM mailserver.vacation_scripts WHERE email = %s", (box,))
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 1 and rows[0][0] == "vacation" and "vacation :days 7" in rows[0][1]
+    conn = psycopg2.connect(devenv["MAILDB_POSTFIX_DSN"])
+    try:
+        with conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("SELECT 1 FROM mailserver.vacation_scripts")
+    finally:
+        conn.close()
