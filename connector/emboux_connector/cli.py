@@ -1,6 +1,7 @@
 """`emboux-connector`: migrate, serve, reconcile, openapi, the periodic jobs
-(reset-daily, reset-monthly, purge-retention, poll-verification, clean-dkim),
-the scheduler that runs them and the report LMTP server (reports-lmtp)."""
+of jobs.JOBS (reset-daily, reset-monthly, purge-retention, poll-verification,
+clean-dkim, pull-json), the scheduler that runs them and the report LMTP
+server (reports-lmtp)."""
 
 import argparse
 import json
@@ -48,8 +49,8 @@ def main(argv=None):
             print(f"wait-migrated: still missing after {args.timeout}s: {missing}", file=sys.stderr)
             return 1
         return 0
-    if args.command in ("purge-retention", "reset-daily", "reset-monthly", "poll-verification", "clean-dkim",
-                        "pull-json"):
+    from . import jobs
+    if args.command in jobs.JOBS:
         return _run_job(args)
     if args.command == "reports-lmtp":
         from .reportsd import serve as serve_reports

@@ -1,7 +1,6 @@
-"""The platform's periodic jobs, runnable without Odoo: `emboux-connector
-reset-daily | reset-monthly | purge-retention | poll-verification | clean-dkim`
-(and `pull-json`, the scheduler's only)
-(cron, systemd timers) and `emboux-connector scheduler` (scheduler.py).
+"""The platform's periodic jobs (JOBS), runnable without Odoo: `emboux-connector
+reset-daily | reset-monthly | purge-retention | poll-verification | clean-dkim |
+pull-json` (cron, systemd timers) and `emboux-connector scheduler` (scheduler.py).
 
 Each job takes a dict cursor inside one transaction and returns a JSON-able
 report. They reuse the API's own code paths, so that Odoo's crons (which call
