@@ -87,6 +87,26 @@ wait_port() {  # wait_port HOST PORT [TIMEOUT_S]
     return 1
 }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A server of ours that runs with var/dev.env's settings, (re)started when its
+# stamp (a hash of its code and settings, $RUN/NAME.sha) changed, in its own
+# session, logging to $LOG/NAME.log.
+daemon_up() {  # daemon_up NAME STAMP HOST PORT "WHAT" COMMAND...
+    local name=$1 want=$2 host=$3 port=$4 what=$5; shift 5
+    if pid_alive "$name" && wait_port "$host" "$port" 1 \
+        && [ "$(cat "$RUN/$name.sha" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    pid_stop "$name"
+    say "starting $what on $host:$port"
+    (
+        set -a; . "$ENV_FILE"; set +a
+        exec setsid "$@" </dev/null >>"$LOG/$name.log" 2>&1
+    ) &
+    echo $! >"$RUN/$name.pid"
+    wait_port "$host" "$port" 15 || die "$what not listening (see $LOG/$name.log)"
+    echo "$want" >"$RUN/$name.sha"
+}
+daemon_down() { pid_stop "$1"; rm -f "$RUN/$1.sha"; }  # daemon_down NAME
 # Pick a port: the one already in dev.env, else the default if free, else a free one.
 env_port() {  # env_port KEY DEFAULT
     local cur; cur=$(env_get "$1")

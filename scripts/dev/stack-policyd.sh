@@ -14,25 +14,12 @@ policyd_stamp() {  # code + settings the running daemon was started with
 }
 
 stack_policyd_up() {
-    local want; want=$(policyd_stamp)
-    if pid_alive policyd && wait_port "$POLICYD_HOST" "$POLICYD_PORT" 1 \
-        && [ "$(cat "$RUN/policyd.sha" 2>/dev/null)" = "$want" ]; then
-        return 0
-    fi
-    pid_stop policyd
-    say "starting emboux-policyd on $POLICYD_HOST:$POLICYD_PORT"
-    (
-        set -a; . "$ENV_FILE"; set +a
-        export POLICYD_DSN="$MAILDB_DSN"
-        exec setsid "$VENV/bin/emboux-policyd" --listen "$POLICYD_HOST:$POLICYD_PORT" \
-            </dev/null >>"$LOG/policyd.log" 2>&1
-    ) &
-    echo $! >"$RUN/policyd.pid"
-    wait_port "$POLICYD_HOST" "$POLICYD_PORT" 15 || die "emboux-policyd not listening (see $LOG/policyd.log)"
-    echo "$want" >"$RUN/policyd.sha"
+    # (its mail DB: MAILDB_DSN of var/dev.env, which has no POLICYD_DSN)
+    daemon_up policyd "$(policyd_stamp)" "$POLICYD_HOST" "$POLICYD_PORT" emboux-policyd \
+        "$VENV/bin/emboux-policyd" --listen "$POLICYD_HOST:$POLICYD_PORT"
 }
 
-stack_policyd_down() { pid_stop policyd; rm -f "$RUN/policyd.sha"; }
+stack_policyd_down() { daemon_down policyd; }
 
 stack_policyd_status() {
     local st=down

@@ -19,24 +19,11 @@ reports_stamp() {  # code + settings the running server was started with
 }
 
 stack_reports_up() {
-    local want; want=$(reports_stamp)
-    if pid_alive reports && wait_port 127.0.0.1 "$REPORTS_LMTP_PORT" 1 \
-        && [ "$(cat "$RUN/reports.sha" 2>/dev/null)" = "$want" ]; then
-        return 0
-    fi
-    pid_stop reports
-    say "starting the report LMTP server on 127.0.0.1:$REPORTS_LMTP_PORT"
-    (
-        set -a; . "$ENV_FILE"; set +a
-        exec setsid "$VENV/bin/emboux-connector" reports-lmtp --listen "127.0.0.1:$REPORTS_LMTP_PORT" \
-            </dev/null >>"$LOG/reports.log" 2>&1
-    ) &
-    echo $! >"$RUN/reports.pid"
-    wait_port 127.0.0.1 "$REPORTS_LMTP_PORT" 15 || die "report LMTP server not listening (see $LOG/reports.log)"
-    echo "$want" >"$RUN/reports.sha"
+    daemon_up reports "$(reports_stamp)" 127.0.0.1 "$REPORTS_LMTP_PORT" "the report LMTP server" \
+        "$VENV/bin/emboux-connector" reports-lmtp --listen "127.0.0.1:$REPORTS_LMTP_PORT"
 }
 
-stack_reports_down() { pid_stop reports; rm -f "$RUN/reports.sha"; }
+stack_reports_down() { daemon_down reports; }
 
 stack_reports_status() {
     local st=down
