@@ -49,7 +49,7 @@ done
 case "${RSPAMD_WORKERS:-1}" in
     *[!0-9]*|0) echo "rspamd: RSPAMD_WORKERS must be a number of processes (got '$RSPAMD_WORKERS')" >&2; exit 64 ;;
 esac
-case "${RSPAMD_MAP_INTERVAL:=10s}" in
+case "${RSPAMD_MAP_INTERVAL:=5s}" in
     *[!0-9smh.]*|'') echo "rspamd: RSPAMD_MAP_INTERVAL must be a duration like 10s (got '$RSPAMD_MAP_INTERVAL')" >&2; exit 64 ;;
 esac
 connector="${RSPAMD_CONNECTOR_URL:-http://connector:8600}"
@@ -96,4 +96,25 @@ until [ -S "$REDIS_DIR/redis.sock" ]; do
     [ $i -lt 150 ] || { echo "rspamd: no Redis after 5 minutes" >&2; exit 75; }
     sleep 2
 done
+# Rspamd fetches the settings map once it has loaded its rules, and after a
+# failed fetch waits 20 polling intervals before the next: so wait (2 minutes
+# at most) until the connector serves it, or a start beside a starting
+# connector (first `up`, a restart) would run on the default thresholds for
+# minutes. Past that, start anyway: inbound mail does not wait on the API.
+case "$connector" in
+http://*)
+    hostport=${connector#http://}; hostport=${hostport%%/*}
+    path=${connector#http://"$hostport"}/mailserver/rspamd/settings
+    host=${hostport%:*}; port=${hostport##*:}; [ "$port" != "$hostport" ] || port=80
+    i=0
+    while :; do
+        status=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "HEAD %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$0" >&3 \
+                 && head -n 1 <&3' "$host" "$port" "$path" 2>/dev/null | tr -d '\r') || true
+        case "$status" in *" 200 "*|*" 304 "*) break ;; esac
+        i=$((i + 1))
+        [ $((i % 15)) -ne 1 ] || echo "rspamd: waiting for the connector's settings map $RSPAMD_SETTINGS_URL (${status:-no answer})"
+        [ $i -lt 60 ] || { echo "rspamd: $RSPAMD_SETTINGS_URL answers '${status:-nothing}': starting with the default thresholds (RSPAMD_MAP_CLIENTS on the connector?)" >&2; break; }
+        sleep 2
+    done ;;
+esac
 exec rspamd -f -u _rspamd -g _rspamd -c /etc/rspamd/rspamd.conf "$@"

@@ -150,6 +150,8 @@ def test_a_missing_setting_stops_the_service_naming_it(images, tmp_path, image, 
      "MAILDB_PASSWORD is still"),
     ("localhost/emboux-postgres:latest", [], "POSTGRES_PASSWORD=change-me", "POSTGRES_PASSWORD is still"),
     ("localhost/emboux-odoo:latest", [], "ODOO_WORKERS=two", "ODOO_WORKERS must be a number"),
+    ("localhost/emboux-rspamd:latest", [], "RSPAMD_DNS_SERVERS=10.0.0.53;rm", "RSPAMD_DNS_SERVERS: not a host"),
+    ("localhost/emboux-rspamd:latest", [], "RSPAMD_CONNECTOR_URL=connector:8600", "RSPAMD_CONNECTOR_URL must be"),
 ])
 def test_a_malformed_setting_stops_the_service_naming_it(images, tmp_path, image, cmd, setting, said):
     """Bad input: one variable malformed (or left at the example's change-me);
