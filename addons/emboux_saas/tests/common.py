@@ -29,6 +29,14 @@ class SaasCase(EmbouxCase):
         vals.update(kw)
         return self.env["emboux.tenant"].create(vals)
 
+    def portal_user(self, tenant):
+        """A portal user (a contact of the tenant's company)."""
+        contact = self.env["res.partner"].create({"name": uniq("Contact "), "parent_id": tenant.partner_id.id,
+                                                  "email": f"{uniq('c')}@example.com"})
+        return self.env["res.users"].with_context(no_reset_password=True).create({
+            "name": contact.name, "login": contact.email, "partner_id": contact.id,
+            "group_ids": [(6, 0, [self.env.ref("base.group_portal").id])]})
+
     def remote_partner(self, tenant):
         r = api("GET", f"/partners/{tenant.partner_ref}")
         self.assertEqual(r.status_code, 200, r.text)

@@ -10,13 +10,6 @@ from .common import SaasCase, api, maildb, uniq
 
 class TestPortal(SaasCase):
 
-    def portal_user(self, tenant):
-        contact = self.env["res.partner"].create({"name": uniq("Contact "), "parent_id": tenant.partner_id.id,
-                                                  "email": f"{uniq('c')}@example.com"})
-        return self.env["res.users"].with_context(no_reset_password=True).create({
-            "name": contact.name, "login": contact.email, "partner_id": contact.id,
-            "group_ids": [(6, 0, [self.env.ref("base.group_portal").id])]})
-
     def setUp(self):
         super().setUp()
         self.mine = self.new_tenant(self.plan_small)

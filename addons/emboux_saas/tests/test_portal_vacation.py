@@ -7,17 +7,10 @@ and nothing is queued or changed on the platform."""
 
 from odoo.exceptions import AccessError, UserError
 
-from .common import SaasCase, api, uniq
+from .common import SaasCase, api
 
 
 class TestPortalVacation(SaasCase):
-
-    def portal_user(self, tenant):
-        contact = self.env["res.partner"].create({"name": uniq("Contact "), "parent_id": tenant.partner_id.id,
-                                                  "email": f"{uniq('c')}@example.com"})
-        return self.env["res.users"].with_context(no_reset_password=True).create({
-            "name": contact.name, "login": contact.email, "partner_id": contact.id,
-            "group_ids": [(6, 0, [self.env.ref("base.group_portal").id])]})
 
     def setUp(self):
         super().setUp()
