@@ -620,14 +620,16 @@ def emboux_masters(env):
 
 
 def emboux_targets(env):
-    """(EmBoux without its content milter, EmBoux as port 25 runs): the first is
-    the dev stack's SMTP_UNFILTERED_PORT (scripts/dev/stack-mail.sh: port 25's
-    service, same Postfix, same options, no milter); without it, both are port 25."""
+    """(EmBoux without its content milter, EmBoux as it runs): the first is the
+    dev stack's SMTP_UNFILTERED_PORT and SUBMISSION_UNFILTERED_PORT
+    (scripts/dev/stack-mail.sh: copies of port 25's and submission's services,
+    same Postfix, same options, no Rspamd); without them, both are the real ports."""
     vmail, masters = pathlib.Path(env["VMAIL_DIR"]), emboux_masters(env)
     filtered = Target("EmBoux + Rspamd", int(env["SMTP_PORT"]), int(env["SUBMISSION_PORT"]), vmail, masters)
-    if not env.get("SMTP_UNFILTERED_PORT"):
+    if not env.get("SMTP_UNFILTERED_PORT") or not env.get("SUBMISSION_UNFILTERED_PORT"):
         return filtered, filtered
-    return Target("EmBoux", int(env["SMTP_UNFILTERED_PORT"]), int(env["SUBMISSION_PORT"]), vmail, masters), filtered
+    return Target("EmBoux", int(env["SMTP_UNFILTERED_PORT"]), int(env["SUBMISSION_UNFILTERED_PORT"]), vmail,
+                  masters), filtered
 
 
 def ratio(a, b):
@@ -689,21 +691,29 @@ def run_latency(targets, ref, tenant, n):
         print(f"  (reference + milters: {lm['refused']} of {n} transactions refused by the milter)")
 
 
-def run_submission(emboux, ref, tenant, n):
+def run_submission(targets, ref, tenant, n):
+    """targets: EmBoux (submission's path without Rspamd: AUTH, every rule of
+    the policy daemon, OpenDKIM) and, when the stack has that port, EmBoux +
+    Rspamd (submission as users meet it: outbound scanning first)."""
     print("\nsubmission (STARTTLS, AUTH once per connection, 4 KB to an outside address)"
-          "\n                      accept msg/s   per message p50 / p99 ms   AUTH p50 ms")
+          "\n" + " " * 56 + "accept msg/s   per message p50 / p99 ms   AUTH p50 ms")
     results = {}
+    ports = [("reference", ref.submission_port),
+             (f"reference + EmBoux's OpenDKIM ({ref.dkim_milter})", ref.submission_dkim_port)]
+    ports += [(tg.name, tg.submission_port) for tg in targets]
     for conns in (1, 4):
-        for name, port in (("reference", ref.submission_port),
-                           (f"reference + EmBoux's DKIM milter ({ref.dkim_milter})", ref.submission_dkim_port),
-                           ("EmBoux", emboux.submission_port)):
+        for name, port in ports:
             rate, p50, p99, auth, errs = submission(port, tenant.sender, conns, n)
             results[(name, conns)] = (rate, p50)
-            print(f"  {conns} conn {name:34s} {rate:7.1f}    {p50:6.2f} / {p99:6.2f}        {auth:6.2f}"
+            print(f"  {conns} conn {name[:48]:48s} {rate:7.1f}    {p50:8.2f} / {p99:7.2f}        {auth:6.2f}"
                   + (f"   errors: {len(errs)} {errs[:2]}" if errs else ""))
-        e, r = results[("EmBoux", conns)], results[("reference", conns)]
-        print(f"  {conns} conn ratio EmBoux / reference: accept {ratio(e[0], r[0])}, "
-              f"latency p50 {ratio(e[1], r[1])}")
+        e, r = results[(targets[0].name, conns)], results[("reference", conns)]
+        line = (f"  {conns} conn ratio EmBoux / reference: accept {ratio(e[0], r[0])}, "
+                f"latency p50 {ratio(e[1], r[1])}")
+        if len(targets) > 1:
+            f = results[(targets[1].name, conns)]
+            line += f"; + Rspamd / EmBoux: accept {ratio(f[0], e[0])}"
+        print(line)
 
 
 def main():
@@ -733,7 +743,8 @@ def main():
               f"reference in {ref.root}; {os.cpu_count()} CPUs, load {load[0]:.2f}; "
               f"DKIM key: {'yes' if tenant.dkim else 'NO'}")
         if filtered is emboux:
-            print("  (no SMTP_UNFILTERED_PORT in var/dev.env: EmBoux is measured with Rspamd only; ./dev up adds it)")
+            print("  (no SMTP_UNFILTERED_PORT / SUBMISSION_UNFILTERED_PORT in var/dev.env: EmBoux is measured "
+                  "with Rspamd only; ./dev up adds them)")
         # warm every target: smtpd, proxymap, DB sessions, Dovecot's processes (and the usage rows)
         for tg in inbound_targets:
             inbound(tg, tenant.users, 2, 4096, 40)
@@ -744,7 +755,7 @@ def main():
         if "latency" in parts:
             run_latency(inbound_targets, ref, tenant, int(1000 * scale))
         if "submission" in parts:
-            run_submission(emboux, ref, tenant, int(600 * scale))
+            run_submission([emboux] + ([filtered] if filtered is not emboux else []), ref, tenant, int(600 * scale))
         if "probes" in parts:
             print("\nwhere the time goes: each part asked alone, as the mail server asks it (ms)     p50     p99")
             for name, p50, p99 in probes(env, tenant, int(1000 * scale)):

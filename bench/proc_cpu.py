@@ -17,7 +17,7 @@ MAIL_DB_ROLES = ("emboux_postfix", "emboux_dovecot", "emboux_opendkim")
 
 
 def snapshot():
-    """{pid: (ppid, command line, own CPU ticks, reaped children's CPU ticks)}"""
+    """{pid: (ppid, command line, own CPU ticks, reaped children's CPU ticks, start time)}"""
     procs = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -32,7 +32,7 @@ def snapshot():
         fields = stat[stat.rindex(")") + 2:].split()
         utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
         procs[int(pid)] = (int(fields[1]), cmd or stat[stat.index("(") + 1:stat.rindex(")")],
-                           utime + stime, cutime + cstime)
+                           utime + stime, cutime + cstime, int(fields[19]))
     return procs
 
 
@@ -60,12 +60,14 @@ def cpu_by_part(before, after, masters):
     of the masters whose own and children's time is counted (a PostgreSQL
     postmaster: only its backends logged in as a mail server's role)."""
     out = collections.Counter()
-    for pid, (ppid, cmd, ticks, reaped) in after.items():
+    for pid, (ppid, cmd, ticks, reaped, started) in after.items():
         part = _part(pid, ppid, cmd, masters)
         if part is None:
             continue
         old = before.get(pid)
-        t0, r0 = (old[2], old[3]) if old and old[1] == cmd else (0, 0)
+        # the same process (not a new one with a recycled pid): its start time;
+        # not its command line, which some rewrite (Rspamd's main: msg/sec)
+        t0, r0 = (old[2], old[3]) if old and old[4] == started else (0, 0)
         out[part] += (ticks - t0) / HZ
         if part.endswith(" master"):
             out[part.replace(" master", " (exited children)")] += (reaped - r0) / HZ

@@ -112,26 +112,33 @@ mail_render() {
     mv "$tmp" "$MAIL_ETC"; rm -rf "$MAIL_ETC.old"
 }
 
-# Dev stack only, for bench/mailpath.py (issues 15 and 17): a copy of the
-# inbound service on SMTP_UNFILTERED_PORT (loopback) with the same options
-# and no content milter, so one run can compare delivery with and without
+# Dev stack only, for bench/mailpath.py (issues 15 and 17): copies of the
+# inbound and submission services on loopback (SMTP_UNFILTERED_PORT,
+# SUBMISSION_UNFILTERED_PORT) with the same options and no content milter
+# (submission keeps OpenDKIM), so one run can compare mail with and without
 # Rspamd on the same Postfix. Everything else -- lookups, the RCPT verdict,
-# quota, the forwarding policy, SRS, LMTP -- is port 25's. Never rendered
-# into the deployment (docker/postfix/master.cf): there every inbound
+# quota, AUTH, the policy daemon, SRS, LMTP -- is the original's. Never
+# rendered into the deployment (docker/postfix/master.cf): there every
 # message is scanned.
 mail_unfiltered_service() {  # mail_unfiltered_service RENDERED_MASTER_CF
-    local port; port=$(env_port SMTP_UNFILTERED_PORT 2527)
-    awk -v smtp="$SMTP_PORT" -v port="$port" '
+    local smtp sub
+    smtp=$(env_port SMTP_UNFILTERED_PORT 2527)
+    sub=$(env_port SUBMISSION_UNFILTERED_PORT 2588)
+    awk -v smtp="$SMTP_PORT" -v subm="$SUBMISSION_PORT" -v smtp_copy="$smtp" -v sub_copy="$sub" '
+        function copy_of(port) {
+            return "# bench/mailpath.py only (scripts/dev/stack-mail.sh): port " port " without the content milter\n" \
+                   "127.0.0.1:" (port == smtp ? smtp_copy : sub_copy) " inet n - n - - smtpd\n"
+        }
         { print }
-        $1 == smtp && $2 == "inet" { copy = 1; block = "127.0.0.1:" port " inet n - n - - smtpd\n"; next }
-        copy && /^[ \t]+-o/ { block = block $0 "\n"; next }
-        copy { copy = 0 }
+        copying && /^[ \t]+-o/ { block[copying] = block[copying] $0 "\n"; next }
+        { copying = "" }
+        $1 == smtp && $2 == "inet" { copying = "smtp"; block["smtp"] = copy_of(smtp) }
+        $1 == subm && $2 == "inet" { copying = "sub"; block["sub"] = copy_of(subm) }
         END {
-            if (block == "") exit 1
-            printf "# bench/mailpath.py only (scripts/dev/stack-mail.sh): port %s without the content milter\n%s", smtp, block
-            print "  -o syslog_name=postfix/smtpd-unfiltered"
-            print "  -o smtpd_milters="
-        }' "$1" >"$1.new" || die "no inbound service on $SMTP_PORT in $1"
+            if (!("smtp" in block) || !("sub" in block)) exit 1
+            printf "%s  -o syslog_name=postfix/smtpd-unfiltered\n  -o smtpd_milters=\n", block["smtp"]
+            printf "%s  -o syslog_name=postfix/submission-unfiltered\n  -o smtpd_milters=$emboux_dkim_milter\n", block["sub"]
+        }' "$1" >"$1.new" || die "no inbound or submission service in $1"
     mv "$1.new" "$1"
 }
 
