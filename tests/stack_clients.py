@@ -1,6 +1,9 @@
 """Clients of the running dev stack shared by the test suites (tests/ is on
 sys.path through tests/conftest.py) and by bench/ (which puts it there)."""
 
+import glob
+import json
+import os
 import smtplib
 import socket
 import ssl
@@ -37,6 +40,42 @@ def wait_until(fn, timeout=10, interval=0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+class Sink:
+    """What the dev stack's outbound SMTP sink (OUTBOUND_SINK_DIR; the
+    providers' relays and the internet) captured: one JSON file a message,
+    {mail_from, rcpt_tos, auth, data, ...} (tests/standins/smtp_sink.py)."""
+
+    def __init__(self, directory):
+        self.dir = directory
+
+    def messages(self):
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.dir, "*.json"))):
+            try:
+                with open(f) as fh:
+                    out.append(json.load(fh))
+            except (OSError, ValueError):
+                continue   # removed meanwhile (the sink writes each file whole, by rename)
+        return out
+
+    def with_marker(self, marker):
+        """The messages whose text holds `marker`, oldest first."""
+        return [m for m in self.messages() if marker in m["data"]]
+
+    def wait_for(self, needle, timeout=20):
+        """The latest message holding `needle`, once one arrived; AssertionError after `timeout` s."""
+        found = wait_until(lambda: self.with_marker(needle), timeout=timeout, interval=0.2)
+        if not found:
+            raise AssertionError(f"no message containing {needle!r} reached the sink in {timeout}s")
+        return found[-1]
+
+    def recipients(self, marker, expect, timeout=20):
+        """The messages that left with `marker`, once `expect` recipients did (else those there are)."""
+        got = wait_until(lambda: (lambda ms: ms if sum(len(m["rcpt_tos"]) for m in ms) >= expect else None)(
+            self.with_marker(marker)), timeout=timeout)
+        return got or self.with_marker(marker)
 
 
 class DomainOutbound:

@@ -2,40 +2,12 @@
 on port 25, the outbound SMTP sink, a tenant's domain with aliases."""
 
 import contextlib
-import glob
-import json
-import os
 import smtplib
 import uuid
 
-from stack_clients import DomainOutbound, wait_until  # noqa: F401 (wait_until: re-exported)
+from stack_clients import DomainOutbound, Sink, wait_until  # noqa: F401 (Sink, wait_until: re-exported)
 
 PASSWORD = "correct horse 1"
-
-
-class Sink:
-    """What the outbound SMTP sink captured (one JSON file per message)."""
-
-    def __init__(self, directory):
-        self.dir = directory
-
-    def with_marker(self, marker):
-        out = []
-        for f in sorted(glob.glob(os.path.join(self.dir, "*.json"))):
-            try:
-                with open(f) as fh:
-                    m = json.load(fh)
-            except (OSError, ValueError):
-                continue
-            if marker in m["data"]:
-                out.append(m)
-        return out
-
-    def recipients(self, marker, expect, timeout=20):
-        """The recipients that left with `marker`, once `expect` of them did."""
-        got = wait_until(lambda: (lambda ms: ms if sum(len(m["rcpt_tos"]) for m in ms) >= expect else None)(
-            self.with_marker(marker)), timeout=timeout) or self.with_marker(marker)
-        return got
 
 
 class Port25:

@@ -8,10 +8,6 @@ the SMTP helpers from tests/mail/conftest.py are reused through `mail`.
 
 import base64
 import datetime as dt
-import glob
-import json
-import os
-import time
 import uuid
 
 import boto3
@@ -23,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from dns_zones import Zones
-from stack_clients import submission_session
+from stack_clients import Sink, submission_session
 
 PASSWORD = "correct horse 1"
 
@@ -91,30 +87,6 @@ class MailgunStandin:
 def mailgun(devenv):
     need(devenv, "MAILGUN_API_URL")
     return MailgunStandin(devenv["MAILGUN_API_URL"])
-
-
-class Sink:
-    """What the SMTP capture sink received (one JSON file per message)."""
-
-    def __init__(self, directory):
-        self.dir = directory
-
-    def messages(self):
-        out = []
-        for f in sorted(glob.glob(os.path.join(self.dir, "*.json"))):
-            with open(f) as fh:
-                out.append(json.load(fh))
-        return out
-
-    def wait_for(self, needle, timeout=20):
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [m for m in self.messages() if needle in m["data"]]
-            if found:
-                return found[-1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no message containing {needle!r} reached the sink in {timeout}s")
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,6 @@ allowed) has reached the sink -- Postfix had the forbidden one first."""
 import datetime as dt
 import email
 import email.header
-import glob
-import json
-import os
 import smtplib
 import subprocess
 import uuid
@@ -22,26 +19,7 @@ import uuid
 import pytest
 
 from inbound_helpers import until
-
-
-class Sink:
-    """What the dev stack's outbound SMTP sink captured (one JSON file per
-    message: mail_from, rcpt_tos, data)."""
-
-    def __init__(self, directory):
-        self.dir = directory
-
-    def with_marker(self, marker):
-        out = []
-        for f in sorted(glob.glob(os.path.join(self.dir, "*.json"))):
-            try:
-                with open(f) as fh:
-                    m = json.load(fh)
-            except (OSError, ValueError):
-                continue
-            if marker in m["data"]:
-                out.append(m)
-        return out
+from stack_clients import Sink
 
 
 @pytest.fixture(scope="session")

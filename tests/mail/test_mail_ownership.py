@@ -6,13 +6,10 @@ foreign domain (not into the squatter's catch-all), its aliases grant no
 sending right, its mailboxes cannot log in -- and once proved (the TXT
 record in the dev stack's DNS server, then the check) it works at once."""
 
-import glob
-import json
-import os
-import time
 import uuid
 
 from dns_zones import prove_ownership
+from stack_clients import Sink
 
 PASSWORD = "correct horse 1"   # the default of tests/conftest.py Tenant.mailbox
 
@@ -24,16 +21,7 @@ def unique(prefix):
 def sink_has(devenv, needle, timeout=20):
     """The message holding `needle` that reached the SMTP sink (the internet
     of the dev stack), waiting for it up to timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for f in sorted(glob.glob(os.path.join(devenv["OUTBOUND_SINK_DIR"], "*.json"))):
-            with open(f) as fh:
-                msg = json.load(fh)
-            if needle in msg["data"]:
-                return msg
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no message containing {needle!r} reached the sink in {timeout}s")
-        time.sleep(0.2)
+    return Sink(devenv["OUTBOUND_SINK_DIR"]).wait_for(needle, timeout)
 
 
 def squat(tenant, name=None):
