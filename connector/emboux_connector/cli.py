@@ -6,8 +6,9 @@ server (reports-lmtp)."""
 import argparse
 import json
 import logging
-import os
 import sys
+
+from . import settings
 
 
 def main(argv=None):
@@ -37,13 +38,13 @@ def main(argv=None):
 
     if args.command == "migrate":
         from .migrate import migrate
-        dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set")
+        dsn = settings.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set")
         applied = migrate(dsn)
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
         return 0
     if args.command == "wait-migrated":
         from .migrate import wait_migrated
-        dsn = os.environ.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set")
+        dsn = settings.get("MAILDB_DSN") or sys.exit("MAILDB_DSN is not set")
         missing = wait_migrated(dsn, args.timeout)
         if missing:
             print(f"wait-migrated: still missing after {args.timeout}s: {missing}", file=sys.stderr)

@@ -24,9 +24,7 @@ def test_no_module_reads_the_environment_around_the_registry():
     # os.environ itself stays allowed where a whole environment is passed on
     # (subprocesses) or a test injects one; reading a variable by name is not
     reads = re.compile(r"os\.environ(\.get\(|\[)|os\.getenv\(|\benv\.get\(\"")
-    allowed = {"settings.py",
-               # the deployment helper's files (issue 10, docker/): still read MAILDB_DSN directly
-               "cli.py"}
+    allowed = {"settings.py"}
     offenders = [f"{p.relative_to(PACKAGE)}:{n}" for p in PACKAGE.rglob("*.py") if p.name not in allowed
                  for n, line in enumerate(p.read_text().splitlines(), 1) if reads.search(line)]
     assert offenders == []
