@@ -32,6 +32,7 @@ import argparse
 import http.client
 import json
 import os
+import pathlib
 import sys
 import threading
 import time
@@ -104,15 +105,16 @@ class CpuMeter:
     req/s this hardly moves with the machine's load (others' work takes
     the cores, not our CPU seconds): it says what one request costs."""
 
-    def __init__(self, env, app_name):
+    def __init__(self, env, app_name, pidfile=None):
         self.env, self.app_name = env, app_name
+        self.pidfile = pidfile or ROOT / "var" / "run" / "connector.pid"
         self.db = psycopg2.connect(env["MAILDB_DSN"], application_name="emboux-bench-meter")
         self.db.autocommit = True
 
     def pids(self):
         gunicorn = []
         try:
-            master = int((ROOT / "var" / "run" / "connector.pid").read_text())
+            master = int(pathlib.Path(self.pidfile).read_text())
             with open(f"/proc/{master}/task/{master}/children") as f:
                 gunicorn = [int(p) for p in f.read().split()]
         except (OSError, ValueError):
@@ -258,9 +260,11 @@ def main():
                     help="the writes go to these, round robin (as bench/provision.py)")
     ap.add_argument("--mailboxes", type=int, default=10000)
     ap.add_argument("--no-odoo", action="store_true", help="without Odoo's sync running")
+    ap.add_argument("--url", help="another gunicorn of the connector (default: the dev stack's)")
+    ap.add_argument("--pidfile", help="that gunicorn's PID file (for its workers' CPU)")
     args = ap.parse_args()
     env = dev_env()
-    base, master = env["EMBOUX_API_URL"], env["EMBOUX_API_KEY"]
+    base, master = args.url or env["EMBOUX_API_URL"], env["EMBOUX_API_KEY"]
     client = Client(base)
     run = uuid.uuid4().hex[:8]
     ref = f"apibench-{run}"
@@ -284,8 +288,8 @@ def main():
         domain_ids = dict(cur.fetchall())
     db.close()
 
-    print(f"EmBoux REST API writes: {os.cpu_count()} cores, {args.clients} clients, gunicorn as ./dev up "
-          f"starts it; Odoo's sync {'OFF' if args.no_odoo else 'running (pull cron back to back)'}; "
+    print(f"EmBoux REST API writes: {os.cpu_count()} cores, {args.clients} clients, connector {base}; "
+          f"Odoo's sync {'OFF' if args.no_odoo else 'running (pull cron back to back)'}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     sync = None
     if not args.no_odoo:
@@ -293,7 +297,7 @@ def main():
         sync.start()
         time.sleep(1)
     n = args.aliases
-    meter = CpuMeter(env, "emboux-connector")
+    meter = CpuMeter(env, "emboux-connector", args.pidfile)
     http_rate, _ = run_phase("ref-http", range(n), args.clients,
                              lambda i: client.request("GET", f"/apibench-nothing/{i}"), 404, meter=meter)
     def dom(i):

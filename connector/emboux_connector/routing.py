@@ -63,6 +63,12 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
     request_body: an OpenAPI requestBody object, for a view that reads a
     body that is not JSON itself (`body` is for JSON bodies).
     """
+    # One schema instance per endpoint, not one per request: making one
+    # deep-copies its declared fields, a tenth of an alias creation's Python
+    # time (issue 15). load() keeps no state on the instance.
+    body_schema = body() if body is not None else None
+    query_schema = query() if query is not None else None
+
     def decorate(fn):
         @functools.wraps(fn)
         def view(**path_args):
@@ -71,12 +77,12 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
                 caller = require(cur, role) if role else None
                 refuse_unstorable(path_args)
                 kwargs = dict(path_args)
-                if body is not None:
-                    kwargs["body"] = body().load(_json_body())
-                if query is not None:
+                if body_schema is not None:
+                    kwargs["body"] = body_schema.load(_json_body())
+                if query_schema is not None:
                     args = request.args.to_dict()
                     refuse_unstorable(args)
-                    kwargs["query"] = query().load(args)
+                    kwargs["query"] = query_schema.load(args)
                 result = fn(cur, caller, **kwargs)
             for hook, args in g.pop("after_commit", []):
                 try:

@@ -66,7 +66,7 @@ connector_start_locked() {
     port_free "$port" || die "port $port is in use by a process that is not in $RUN/connector.pid"
     say "starting the connector on 127.0.0.1:$port"
     "$VENV/bin/gunicorn" --daemon --pid "$RUN/connector.pid" \
-        --bind "127.0.0.1:$port" --workers "${CONNECTOR_WORKERS:-3}" --threads 4 \
+        --bind "127.0.0.1:$port" --workers "${CONNECTOR_WORKERS:-3}" \
         --access-logfile "$LOG/connector-access.log" --error-logfile "$LOG/connector.log" \
         --config python:emboux_connector.gunicorn_conf \
         --chdir "$ROOT" "emboux_connector.wsgi:app" 9>&- \

@@ -23,6 +23,11 @@ def known_secrets():
     ("GET /domains/?x=whatever-was-sent", "whatever-was-sent", "?x=***"),
     ("Authorization: Bearer sometoken", "sometoken", "Authorization: ***"),
     ("header was bearer lower-case-token", "lower-case-token", "bearer ***"),
+    # redact() skips a pattern when a plain substring test says it cannot match
+    # (issue 15): any letter case still reaches every pattern
+    ("AUTHORIZATION=BEARER UPPER-CASE-TOKEN", "UPPER-CASE-TOKEN", "AUTHORIZATION=***"),
+    ("sent BeArEr mixed-case-token", "mixed-case-token", "BeArEr ***"),
+    ("GET /API-KEYS/x then /api-keys/Other-Token-7 HTTP/1.1", "Other-Token-7", "/api-keys/***"),
     (f"boom {MASTER} boom", MASTER, "boom *** boom"),
     ("could not connect with db-Passw0rd-x", "db-Passw0rd-x", "with ***"),
     ("token Ab3dEfGh1jKlMn0pQrStUvWx9z seen", "Ab3dEfGh1jKlMn0pQrStUvWx9z", "token *** seen"),
