@@ -13,6 +13,7 @@ customers (the master token sees the whole platform)."""
 
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from odoo import api, fields, models
@@ -81,13 +82,17 @@ class EmbouxOutboundPull(models.AbstractModel):
 
                 def fetch(cursor, path=path):
                     params = {"limit": PAGE, "cursor": cursor} if cursor else {"limit": PAGE}
-                    return client.call("GET", path, params=params)
+                    # decoded here (this thread), handed to PostgreSQL as received
+                    return client.call("GET", path, params=params, raw=True)
 
-                cursor = icp.get_param(key) or None
+                cursor = start = icp.get_param(key) or None
                 written = read = pages = 0
+                t0, waited = time.monotonic(), 0.0
                 coming = pool.submit(fetch, cursor)
                 for _page in range(max_pages):
-                    page = coming.result()
+                    t1 = time.monotonic()
+                    page, body = coming.result()
+                    waited += time.monotonic() - t1
                     pages += 1
                     more = page.get("more")
                     if more:
@@ -97,15 +102,24 @@ class EmbouxOutboundPull(models.AbstractModel):
                     if entries:
                         # the SQL below reads and writes tables the ORM may hold pending changes of
                         self.env.flush_all()
-                        written += getattr(self, f"_apply_{feed}")(entries)
+                        written += getattr(self, f"_apply_{feed}")(entries, body)
                         # a page with no entries leaves the cursor (and the database) as it was
                         cursor = page["next_cursor"]
-                        icp.set_param(key, cursor)
                     if commit:
+                        if cursor != start:
+                            icp.set_param(key, cursor)
+                            start = cursor
                         self.env.cr.commit()  # pylint: disable=invalid-commit
                     if not more:
                         break
+                # one transaction (a manager's button): the cursor moves with the pages, once
+                if cursor != start:
+                    icp.set_param(key, cursor)
                 stats.update({feed: written, f"{feed}_entries": read, f"{feed}_pages": pages})
+                if read:
+                    _logger.info("outbound pull, %s: %d entries in %d pages, %d rows written, %.1f s "
+                                 "(%.1f s waiting for the connector)", feed, read, pages, written,
+                                 time.monotonic() - t0, waited)
         return stats
 
     def _stamp(self):
@@ -113,23 +127,23 @@ class EmbouxOutboundPull(models.AbstractModel):
 
     # --- applying a page ------------------------------------------------------------
     @api.model
-    def _apply_counters(self, entries):
+    def _apply_counters(self, entries, body):
         """emboux.domain's counter fields, where they differ; a domain the
-        platform suspended (the guillotine) or resumed says so in its chatter."""
-        rows = [{c: e.get(c) for c in ["name", *COUNTER_FIELDS]} for e in entries]
+        platform suspended (the guillotine) or resumed says so in its chatter.
+        `body` is the page as received: its "entries" are read by PostgreSQL."""
         cr = self.env.cr
         cr.execute("SELECT id, name, outbound_status FROM emboux_domain WHERE name = ANY(%s)",
-                   ([r["name"] for r in rows],))
+                   ([e["name"] for e in entries],))
         before = {name: (dom_id, status) for dom_id, name, status in cr.fetchall()}
         recordset = ", ".join(f"{c} {t}" for c, t in COUNTER_COLUMNS)
         sets = ", ".join(f"{c} = r.{c}" for c in COUNTER_FIELDS)
         cr.execute(f"""
             UPDATE emboux_domain d SET {sets}, outbound_checked_at = %(now)s, write_uid = %(uid)s,
                    write_date = %(now)s
-            FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(name text, {recordset})
+            FROM jsonb_to_recordset(%(body)s::jsonb -> 'entries') AS r(name text, {recordset})
             WHERE d.name = r.name AND {_tuple('d', COUNTER_FIELDS)} IS DISTINCT FROM {_tuple('r', COUNTER_FIELDS)}
             RETURNING d.id, d.name, d.outbound_status, d.outbound_status_reason""",  # noqa: S608 -- names are ours
-                   dict(self._stamp(), rows=json.dumps(rows)))
+                   dict(self._stamp(), body=body))
         changed = cr.fetchall()
         if not changed:
             return 0
@@ -147,33 +161,31 @@ class EmbouxOutboundPull(models.AbstractModel):
         return len(changed)
 
     @api.model
-    def _apply_history(self, entries):
-        """emboux.outbound.day rows, inserted or updated where they differ."""
+    def _apply_history(self, entries, body):  # noqa: ARG002 -- read by PostgreSQL from `body`
+        """emboux.outbound.day rows, inserted or updated where they differ
+        (no Odoo log columns: models/emboux_outbound_day.py)."""
         cr = self.env.cr
         cr.execute(f"""
-            INSERT INTO emboux_outbound_day (domain_id, tenant_id, company_id, day, {", ".join(DAY_FIELDS)},
-                                             create_uid, create_date, write_uid, write_date)
+            INSERT INTO emboux_outbound_day (domain_id, tenant_id, company_id, day, {", ".join(DAY_FIELDS)})
             SELECT d.id, d.tenant_id, d.company_id, r.day, r.sent, r.bytes, r.overage, r.bounces, r.complaints,
                    CASE WHEN r.sent > 0 THEN round(100.0 * r.bounces / r.sent, 3) ELSE 0 END,
-                   CASE WHEN r.sent > 0 THEN round(100.0 * r.complaints / r.sent, 3) ELSE 0 END,
-                   %(uid)s, %(now)s, %(uid)s, %(now)s
-            FROM jsonb_to_recordset(%(rows)s::jsonb)
+                   CASE WHEN r.sent > 0 THEN round(100.0 * r.complaints / r.sent, 3) ELSE 0 END
+            FROM jsonb_to_recordset(%(body)s::jsonb -> 'entries')
                  AS r(domain text, day date, sent integer, bytes numeric, overage integer, bounces integer,
                       complaints integer)
             JOIN emboux_domain d ON d.name = r.domain
             ON CONFLICT (domain_id, day) DO UPDATE SET
-                {", ".join(f"{f} = EXCLUDED.{f}" for f in DAY_FIELDS)}, write_uid = EXCLUDED.write_uid,
-                write_date = EXCLUDED.write_date
+                {", ".join(f"{f} = EXCLUDED.{f}" for f in DAY_FIELDS)}
             WHERE {_tuple('emboux_outbound_day', DAY_FIELDS)} IS DISTINCT FROM {_tuple('EXCLUDED', DAY_FIELDS)}
-            RETURNING id""",  # noqa: S608 -- names are ours
-                   dict(self._stamp(), rows=json.dumps(entries)))
+            """,  # noqa: S608 -- names are ours
+                   {"body": body})
         written = cr.rowcount
         if written:
             self.env["emboux.outbound.day"].invalidate_model()
         return written
 
     @api.model
-    def _apply_suppression(self, entries):
+    def _apply_suppression(self, entries, body):  # noqa: ARG002 -- few entries: filtered in Python
         """emboux.suppression rows: added or updated where they differ;
         lifted ones (`removed`) deleted."""
         Supp = self.env["emboux.suppression"].sudo()

@@ -104,8 +104,10 @@ class ConnectorClient:
         """Quote one path segment (addresses contain @, catch-alls start with @)."""
         return quote(str(value), safe="@")
 
-    def call(self, method, path, payload=None, params=None, ok_statuses=()):
-        """Return the decoded JSON (None for 204). Raise ConnectorRefused on
+    def call(self, method, path, payload=None, params=None, ok_statuses=(), raw=False):
+        """Return the decoded JSON (None for 204); with raw=True, (decoded
+        JSON, the body as received): a caller that hands the body on to
+        PostgreSQL need not encode it again. Raise ConnectorRefused on
         4xx (unless listed in ok_statuses, then return None) and
         ConnectorUnavailable on anything that may go away by itself."""
         if not self.url:
@@ -133,7 +135,7 @@ class ConnectorClient:
         if status in ok_statuses:
             return None
         if 200 <= status < 300:
-            return body
+            return (body, resp.text) if raw else body
         if 400 <= status < 500 and status not in (408, 425, 429):
             _logger.info("connector refused %s %s: %s %s", method, path, status, detail)
             raise ConnectorRefused(friendly(detail, code), status=status, detail=detail, method=method,
