@@ -134,6 +134,8 @@ def main():
                 prof = cProfile.Profile()
                 _, bill = timed("monthly billing (profiled)", lambda: prof.runcall(bill_month))
                 pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+                if os.environ["BENCH_PROFILE"].endswith(".prof"):  # for a closer look (pstats, snakeviz)
+                    prof.dump_stats(os.environ["BENCH_PROFILE"])
             else:
                 _, bill = timed(f"monthly billing, {tenants_n} tenants x {domains_n} domains", bill_month)
             moves = env["account.move"].search([("emboux_tenant_id", "in", tenants.ids)])

@@ -7,6 +7,8 @@ invoiced only once the connector froze it (`GET /outbound/billing?month=`
 answers `frozen: true`), and at most once per tenant (a unique index on
 the invoice)."""
 
+from markupsafe import Markup
+
 from odoo import fields, models
 
 
@@ -19,20 +21,26 @@ class ContractContract(models.Model):
     def _prepare_recurring_invoices_values(self, date_ref=False):
         hosting = self.filtered("emboux_tenant_id")
         billing = self.env.context.get("emboux_billing") or {}
-        ready = self - hosting
-        for contract in hosting:
-            month = contract._emboux_month_to_invoice(date_ref)
+        months = {contract: contract._emboux_month_to_invoice(date_ref) for contract in hosting}
+        # the invoices of these months already there, in one query for the whole run
+        billed = set()
+        if any(months.values()):
+            billed = {(tenant.id, month) for tenant, month in self.env["account.move"].sudo()._read_group(
+                [("emboux_tenant_id", "in", hosting.emboux_tenant_id.ids),
+                 ("emboux_billing_month", "in", list(set(filter(None, months.values()))))],
+                ["emboux_tenant_id", "emboux_billing_month"])}
+        ready = (self - hosting).ids
+        for contract, month in months.items():
             if not month:
                 continue
             if month not in billing:
                 billing[month] = self.env["emboux.tenant"]._emboux_fetch_billing(month)
             if not billing[month]["frozen"]:
                 continue  # not closed on the platform yet: the next run will bill it
-            if self.env["account.move"].sudo().search_count(
-                    [("emboux_tenant_id", "=", contract.emboux_tenant_id.id), ("emboux_billing_month", "=", month)]):
+            if (contract.emboux_tenant_id.id, month) in billed:
                 continue  # billed already (the contract's dates were moved back by hand)
-            ready |= contract
-        values = super(ContractContract, ready.with_context(emboux_billing=billing)) \
+            ready.append(contract.id)
+        values = super(ContractContract, self.browse(ready).with_context(emboux_billing=billing)) \
             ._prepare_recurring_invoices_values(date_ref)
         Tenant = self.env["emboux.tenant"]
         for vals in values:
@@ -49,6 +57,22 @@ class ContractContract(models.Model):
             vals["emboux_billing_month"] = self._emboux_month_to_invoice()
         return vals
 
+    def _add_contract_origin(self, invoices):
+        """The contract's "<Invoice Created> by contract <link>" note, logged in
+        one batch for the hosting contracts (one message_post per invoice,
+        each with its notification machinery, was an eighth of a billing run)."""
+        hosting = self.filtered("emboux_tenant_id")
+        res = super(ContractContract, self - hosting)._add_contract_origin(invoices)
+        bodies = {}
+        for move in invoices:
+            for contract in move.invoice_line_ids.contract_line_id.contract_id & hosting:
+                bodies[move.id] = Markup("%s %s %s.") % (
+                    move._creation_message(), self.env._("by contract"),
+                    contract._get_html_link(title=contract.display_name))
+        if bodies:
+            invoices.browse(list(bodies))._message_log_batch(bodies)
+        return res
+
     def _emboux_month_to_invoice(self, date_ref=False):  # noqa: ARG002
         """The month (YYYY-MM) of the period the next invoice covers."""
         self.ensure_one()
@@ -59,9 +83,12 @@ class ContractContract(models.Model):
     def _recurring_create_invoice(self, date_ref=False):
         contracts = self
         if self and all(self.mapped("emboux_tenant_id")):
-            # a monthly run bills thousands at once: the contract posts each invoice's
-            # origin in its chatter itself, so Odoo's own "created" log is a duplicate
-            contracts = self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True)
+            # a monthly run bills thousands at once: the contract logs each invoice's
+            # origin in its chatter itself (_add_contract_origin), so Odoo's own
+            # "created" log is a duplicate; a move created this instant has no
+            # change to track (its values are its creation)
+            contracts = self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True,
+                                          tracking_disable=True)
         moves = super(ContractContract, contracts)._recurring_create_invoice(date_ref)
         hosting = moves.filtered(lambda m: m.emboux_tenant_id and m.state == "draft")
         if hosting:

@@ -123,6 +123,10 @@ class TestBilling(SaasCase):
         self.assertIn(dom.name, str(inv.narration))
         self.assertIn("2600", str(inv.narration))
         self.assertAlmostEqual(inv.amount_untaxed, 20 + 3 * 2 + gb * 0.5 + 2 * 1.5, delta=0.01)  # (cents)
+        # its origin in its chatter, once (logged in one batch for the run, not Odoo's own "created")
+        origin = inv.message_ids.filtered(lambda m: "by contract" in str(m.body))
+        self.assertEqual(len(origin), 1, inv.message_ids.mapped("body"))
+        self.assertRegex(str(origin.body), rf"""data-oe-model=["']contract.contract["'] data-oe-id=["']{contract.id}["']""")
 
         # again: nothing new, even with the contract's dates moved back by hand
         self.env["contract.contract"]._cron_recurring_create(date_ref=today)
