@@ -2,7 +2,8 @@
 """Benchmark (not a test): the high-availability overlay (docker/compose.ha.yaml,
 docs/scaling.md) on this machine.
 
-    var/venv/bin/python bench/ha.py [--messages 300] [--failovers 2] [--reuse FILE] [--keep FILE]
+    var/venv/bin/python bench/ha.py [--messages 320] [--failovers 2] [--parts rates,staleness,failover]
+                                    [--reuse FILE] [--keep FILE]
 
 As root, with the images built (tests/deploy builds them). It starts the HA
 deployment under its own project (tests/deploy/ha_stack.py; --reuse a pickled
@@ -27,6 +28,7 @@ doubling. Other work on the machine makes the figures noisy.
 """
 import argparse
 import imaplib
+import math
 import pathlib
 import pickle
 import smtplib
@@ -122,6 +124,16 @@ def rate(d, domain, kind, nodes, total, conns):
     return accepted, accepted / t_acc, accepted / t_del
 
 
+def outage_end(events, killed):
+    """The end of an outage: the first success started after the first
+    failure that followed the kill (the old primary may still answer for
+    the few milliseconds it takes to die); NaN while there is none."""
+    fail = min((t for t, ok in events if t > killed and not ok), default=None)
+    if fail is None:
+        return float("nan")
+    return min((t for t, ok in events if t > fail and ok), default=float("nan"))
+
+
 def failover(d, domain):
     alice = f"alice@{domain}"
     old = d.primary()
@@ -156,20 +168,17 @@ def failover(d, domain):
     run("podman", "kill", d.container(old))
     wait_until(lambda: d.primary(via=standby) == standby, timeout=120, step=0.2)
     leader = time.monotonic() - killed
-    time.sleep(90)      # long enough for every client to have recovered (printed below)
+
+    # until the API and both nodes have recovered (or 6 minutes)
+    def ends():
+        return [outage_end([(t, ok) for t, ok in writes], killed)] + [
+            outage_end([(t, c == 250) for n, t, c in mail if n == node], killed) for node in ("mail", "mail2")]
+    wait_until(lambda: not any(math.isnan(e) for e in ends()), timeout=360, step=1)
     stop.set()
     for t in threads:
         t.join()
-    # the end of each outage: the first success started after the first
-    # failure that followed the kill (the old primary may answer for the few
-    # milliseconds it takes to die)
-    nan = float("nan")
-    fail = min((t for t, ok in writes if t > killed and not ok), default=nan)
-    api = min((t for t, ok in writes if t > fail and ok), default=nan) - killed
-    per_node = {}
-    for node in ("mail", "mail2"):
-        fail = min((t for n, t, c in mail if n == node and t > killed and c != 250), default=nan)
-        per_node[node] = min((t for n, t, c in mail if n == node and t > fail and c == 250), default=nan) - killed
+    api, first_mail, first_mail2 = (e - killed for e in ends())
+    per_node = {"mail": first_mail, "mail2": first_mail2}
     bounced = [c for _, _, c in mail if c and c >= 500]
     rejoin_t = time.monotonic()
     run("podman", "start", d.container(old))
@@ -215,6 +224,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=320)
     ap.add_argument("--failovers", type=int, default=2)
+    ap.add_argument("--parts", default="rates,staleness,failover", help="which measurements, comma separated")
     ap.add_argument("--reuse")
     ap.add_argument("--keep")
     args = ap.parse_args()
@@ -222,17 +232,19 @@ def main():
     try:
         domain = tenant(d)
         print(f"HA deployment {d.project}; members {d.members()}")
-        for kind, conns in (("inbound", 16), ("submission", 4)):
+        parts = args.parts.split(",")
+        for kind, conns in (("inbound", 16), ("submission", 4)) if "rates" in parts else ():
             for nodes in (["mail"], ["mail", "mail2"], ["mail"], ["mail", "mail2"]):
                 n, acc, dlv = rate(d, domain, kind, nodes, args.messages, conns)
                 print(f"{kind:10} {len(nodes)} node(s), {conns} connections: {n} messages, "
                       f"accepted {acc:6.1f}/s, delivered {dlv:6.1f}/s", flush=True)
-        replica, lags = staleness(d, domain, 100)
+        replica, lags = staleness(d, domain, 100) if "staleness" in parts else (None, [])
         lags.sort()
-        print(f"replica staleness ({replica}, synchronous standby, 100 acknowledged API writes): "
-              f"p50 {statistics.median(lags) * 1000:.1f} ms, p99 {lags[98] * 1000:.1f} ms, "
-              f"max {lags[-1] * 1000:.1f} ms", flush=True)
-        for _ in range(args.failovers):
+        if lags:
+            print(f"replica staleness ({replica}, synchronous standby, 100 acknowledged API writes): "
+                  f"p50 {statistics.median(lags) * 1000:.1f} ms, p99 {lags[98] * 1000:.1f} ms, "
+                  f"max {lags[-1] * 1000:.1f} ms", flush=True)
+        for _ in range(args.failovers if "failover" in parts else 0):
             r = failover(d, domain)
             print(f"failover {r['old']} -> {r['new']}: new leader {r['leader']:.1f} s, first API write "
                   f"{r['api']:.1f} s, first inbound accepted mail {r['inbound']['mail']:.1f} s / mail2 "
