@@ -28,8 +28,7 @@ class EmbouxDomain(models.Model):
         if not self._emboux_sync_enabled():
             return
         for dom in self.filtered(lambda d: d.tenant_id.plan_id):
-            dom._emboux_enqueue("domain.outbound", "PUT", f"/domains/{dom._q()}/outbound",
-                                dom.tenant_id.plan_id._outbound_payload())
+            dom._emboux_sync("domain.outbound", **dom.tenant_id.plan_id._outbound_payload())
 
     # --- customer portal (see emboux_tenant.py) ------------------------------------
     def portal_create_mailbox(self, local_part, password):
