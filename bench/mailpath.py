@@ -502,6 +502,8 @@ def proxymap_maps(config_dir):
         for word in value.replace(",", " ").split():
             if word.startswith("proxy:pgsql:"):
                 table = word[len("proxy:"):].replace("$config_directory", config_dir)
+                if not tables.get(table, "smtpd").startswith("smtpd"):  # name it by smtpd's own parameter
+                    tables[table] = name
                 tables.setdefault(table, name)
     return tables
 
@@ -611,7 +613,8 @@ def emboux_masters(env):
     run = ROOT / "var" / "run"
     masters = {"Postfix": pid_file(pathlib.Path(env["POSTFIX_QUEUE_DIR"]) / "pid" / "master.pid"),
                "Dovecot": pid_file(run / "dovecot.pid"), "Rspamd": pid_file(run / "rspamd.pid"),
-               "emboux-policyd": pid_file(run / "policyd.pid"), "postsrsd": pid_file(run / "postsrsd.pid")}
+               "emboux-policyd": pid_file(run / "policyd.pid"), "postsrsd": pid_file(run / "postsrsd.pid"),
+               "OpenDKIM": pid_file(run / "opendkim.pid")}
     with psycopg2.connect(env["MAILDB_DSN"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")  # its parent is the postmaster
         with open(f"/proc/{cur.fetchone()[0]}/stat") as f:
@@ -656,23 +659,27 @@ def run_inbound(targets, tenant, scale, conns_list):
             print(line + (f"   errors: {errs}" if errs else ""))
 
 
-def run_cpu(targets, tenant, n, conns=4):
-    """CPU per message of each part, 4 KB at `conns` connections (proc_cpu.py)."""
+def run_cpu(targets, tenant, n, conns=4, kind="inbound"):
+    """CPU per message of each part, 4 KB at `conns` connections (proc_cpu.py);
+    kind "submission": through the targets' submission ports."""
     table, names = {}, [tg.name for tg in targets]
     for tg in targets:
         before, t0 = proc_cpu.snapshot(), os.times()
-        inbound(tg, tenant.users, conns, 4096, n)
+        if kind == "inbound":
+            inbound(tg, tenant.users, conns, 4096, n)
+        else:
+            submission(tg.submission_port, tenant.sender, conns, n)
         after, t1 = proc_cpu.snapshot(), os.times()
         for part, sec in proc_cpu.cpu_by_part(before, after, tg.masters).items():
             table.setdefault(part, {})[tg.name] = sec * 1000 / n
         table.setdefault("the bench's SMTP client", {})[tg.name] = \
             ((t1.user - t0.user) + (t1.system - t0.system)) * 1000 / n
-    print(f"\nwhere the CPU goes, inbound 4 KB x {n}, {conns} connections: ms of CPU per message"
-          "\n  " + " " * 40 + "".join(f"{n:>20s}" for n in names))
+    print(f"\nwhere the CPU goes, {kind} 4 KB x {n}, {conns} connections: ms of CPU per message"
+          "\n  " + " " * 40 + "".join(f"{n:>22s}" for n in names))
     rows = sorted(table.items(), key=lambda kv: -max(kv[1].values()))
     for part, per in rows + [("total", {nm: sum(r.get(nm, 0) for _, r in rows) for nm in names})]:
         if max(per.values()) >= 0.05 or part == "total":
-            print(f"  {part[:40]:40s}" + "".join(f"{per.get(nm, 0):20.2f}" for nm in names))
+            print(f"  {part[:40]:40s}" + "".join(f"{per.get(nm, 0):22.2f}" for nm in names))
 
 
 def run_latency(targets, ref, tenant, n):
@@ -738,6 +745,7 @@ def main():
         emboux, filtered = emboux_targets(env)
         reference = Target("reference", ref.smtp_port, ref.submission_port, ref.vmail, ref.masters())
         inbound_targets = [reference, emboux] + ([filtered] if filtered is not emboux else [])
+        sub_targets = [emboux] + ([filtered] if filtered is not emboux else [])
         load = os.getloadavg()
         print(f"mailpath: {', '.join(f'{tg.name} (127.0.0.1:{tg.smtp_port})' for tg in inbound_targets)}; "
               f"reference in {ref.root}; {os.cpu_count()} CPUs, load {load[0]:.2f}; "
@@ -755,7 +763,12 @@ def main():
         if "latency" in parts:
             run_latency(inbound_targets, ref, tenant, int(1000 * scale))
         if "submission" in parts:
-            run_submission([emboux] + ([filtered] if filtered is not emboux else []), ref, tenant, int(600 * scale))
+            run_submission(sub_targets, ref, tenant, int(600 * scale))
+        if "cpu" in parts and "submission" in parts:
+            run_cpu([Target("reference", 0, ref.submission_port, None, ref.masters()),
+                     Target("reference + OpenDKIM", 0, ref.submission_dkim_port, None,
+                            {**ref.masters(), "OpenDKIM": emboux.masters.get("OpenDKIM")})]
+                    + sub_targets, tenant, int(400 * scale), kind="submission")
         if "probes" in parts:
             print("\nwhere the time goes: each part asked alone, as the mail server asks it (ms)     p50     p99")
             for name, p50, p99 in probes(env, tenant, int(1000 * scale)):
