@@ -221,7 +221,9 @@ def test_killing_the_primary_mid_burst_loses_no_acknowledged_write_and_no_mail(h
         # Patroni promotes the synchronous standby; the API recovers by itself
         # within 30 s of the kill (a ceiling, polled: bench/ha.py measures it)
         assert wait_until(lambda: any(t > outage and ok for t, ok in writes), timeout=killed + 30 - time.monotonic(),
-                          step=0.2), d.logs()
+                          step=0.2), (f"no API write acknowledged within 30 s of the kill; writes (s after the kill, "
+                                      f"acknowledged): {[(round(t - killed, 1), bool(ok)) for t, ok in writes[-40:]]}; "
+                                      f"members {d.members(standby)}\n" + d.logs())
         recovered = min(t for t, ok in writes if t > outage and ok) - killed
         assert wait_until(lambda: d.primary(via=standby) == standby, timeout=30), d.members(standby)
         time.sleep(3)     # the burst goes on against the new primary a little
