@@ -9,6 +9,7 @@ import xmlrpc.client
 from pathlib import Path
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/'s helpers (browser_helpers, dns_zones, stack_clients), after this folder's own modules
@@ -27,6 +28,13 @@ def _env():
 
 
 ENV = _env()
+
+
+def master_api(env, method, path, **kw):
+    """The connector's REST API with the master token (as Odoo calls it), e.g. to
+    check what reached the platform or to play another integrator."""
+    return requests.request(method, env["EMBOUX_API_URL"] + path, timeout=30,
+                            headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"}, **kw)
 
 
 class Odoo:

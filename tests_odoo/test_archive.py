@@ -8,9 +8,9 @@ import time
 import uuid
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
+from conftest import master_api
 from test_browser import imap_login, page  # noqa: F401 (the logged-in Chromium page fixture)
 
 
@@ -40,8 +40,7 @@ def mailbox(env, odoo, tenant):
     password = "Ar-" + uuid.uuid4().hex[:12]
     dom_id = odoo("emboux.domain", "create", {"name": domain, "tenant_id": tenant["id"]})
     wait_synced(odoo, "emboux.domain", dom_id)
-    r = requests.put(f"{env['EMBOUX_API_URL']}/domains/{domain}/ownership/vouch", json={}, timeout=15,
-                     headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"})
+    r = master_api(env, "PUT", f"/domains/{domain}/ownership/vouch", json={})
     assert r.status_code == 200, r.text
     box_id = odoo("emboux.mailbox", "create", {"domain_id": dom_id, "local_part": "leaver", "password": password})
     wait_synced(odoo, "emboux.mailbox", box_id)

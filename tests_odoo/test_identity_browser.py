@@ -10,9 +10,9 @@ import uuid
 from email.message import EmailMessage
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
+from conftest import master_api
 from test_browser import form_shot, page, poll  # noqa: F401 (the logged-in Chromium page fixture)
 
 
@@ -34,8 +34,7 @@ def shot(pg, name):
 
 
 def dns_check(env, domain):
-    r = requests.get(f"{env['EMBOUX_API_URL']}/domains/{domain}/dns-check", timeout=30,
-                     headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"})
+    r = master_api(env, "GET", f"/domains/{domain}/dns-check")
     return {e["record"]: e for e in r.json()["records"]}
 
 
@@ -141,9 +140,8 @@ def test_verify_check_dns_and_outbound_counters(env, odoo, tenant, page, zones):
     shot(page, "6-outbound-after")
 
     # the guillotine suspends its outbound: the form, the list and the kanban card say so, and the filter finds it
-    r = requests.put(f"{env['EMBOUX_API_URL']}/domains/{domain}/outbound", timeout=30,
-                     headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"},
-                     json={"outbound_status": "suspended", "outbound_status_reason": "bounce rate 6.0% > 0.5%"})
+    r = master_api(env, "PUT", f"/domains/{domain}/outbound",
+                   json={"outbound_status": "suspended", "outbound_status_reason": "bounce rate 6.0% > 0.5%"})
     assert r.status_code == 200, r.text
     page.locator("button[name=action_refresh_outbound]").click()
     expect(page.locator(".alert-danger", has_text="Outbound mail suspended")).to_contain_text("bounce rate 6.0%")

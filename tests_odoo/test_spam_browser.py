@@ -7,9 +7,9 @@ Screenshots in var/screenshots/ (for review)."""
 
 import uuid
 
-import requests
 from playwright.sync_api import expect
 
+from conftest import master_api
 from test_browser import form_shot, page, poll, save  # noqa: F401 (the logged-in Chromium page fixture)
 
 
@@ -18,8 +18,7 @@ def shot(pg, name):
 
 
 def remote(env, domain):
-    r = requests.get(f"{env['EMBOUX_API_URL']}/domains/{domain}/spam", timeout=30,
-                     headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"})
+    r = master_api(env, "GET", f"/domains/{domain}/spam")
     assert r.status_code == 200, r.text
     return r.json()
 

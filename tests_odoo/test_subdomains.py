@@ -7,19 +7,14 @@ line number, and the good ones reach the platform."""
 
 import uuid
 
-import requests
 from playwright.sync_api import expect
 
 from conftest import ROOT
+from conftest import master_api as api
 from test_browser import page as admin_page  # noqa: F401  (the logged-in back-office page, a fixture)
 from test_browser import poll
 
 SHOTS = ROOT / "var" / "screenshots"
-
-
-def api(env, method, path, **kw):
-    return requests.request(method, env["EMBOUX_API_URL"] + path, timeout=15,
-                            headers={"Authorization": f"Bearer {env['EMBOUX_API_KEY']}"}, **kw)
 
 
 def test_wildcard_parent_rpc_subdomain_tab_and_bulk(env, odoo, tenant, admin_page):  # noqa: F811
