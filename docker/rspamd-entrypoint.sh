@@ -14,6 +14,9 @@
 # Settings (env file, docker/mail.env.example): RSPAMD_DNS_SERVERS,
 # RSPAMD_CONNECTOR_URL, RSPAMD_MAP_INTERVAL, RSPAMD_LOG_LEVEL, RSPAMD_WORKERS.
 set -eu
+# PID 1 ignores signals it has no handler for: `stop` during the waits below
+# would otherwise take the full stop timeout.
+trap 'exit 143' TERM INT
 APP=/opt/emboux-rspamd
 REDIS_DIR=/run/emboux-redis
 SOCK_DIR=/run/emboux-rspamd
