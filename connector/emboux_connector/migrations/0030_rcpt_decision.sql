@@ -39,3 +39,13 @@ BEGIN
         GRANT EXECUTE ON FUNCTION mailserver.rcpt_decision(text, text, bigint) TO emboux_mail_postfix;
     END IF;
 END $$;
+
+-- OpenDKIM's KeyTable lookup of every signed message (dsn: ... WHERE key_name
+-- = 'k<id>') read every active key: the label 'k' || id could use no index
+-- (0.5 ms a message with 800 keys in the dev DB, linear in the number of
+-- domains). The same label, written with an immutable cast, has one.
+CREATE INDEX IF NOT EXISTS dkim_keys_active_key_name ON public.dkim_keys (('k' || id::text)) WHERE status = 'active';
+CREATE OR REPLACE VIEW mailserver.dkim_keys AS
+    SELECT 'k' || k.id::text AS key_name, d.name AS domain, k.selector, k.private_key
+    FROM public.dkim_keys k JOIN public.domains d ON d.id = k.domain_id
+    WHERE k.status = 'active';
