@@ -52,6 +52,10 @@ def test_mail_to_25_read_over_993_and_submit_over_465(deployment, hosted):
         with pytest.raises(smtplib.SMTPRecipientsRefused):
             s.sendmail("someone@example.net", ["victim@example.org"], "Subject: relay\r\n\r\nx\r\n")
     assert wait_until(lambda: subject in d.subjects(alice), timeout=120), d.logs()
+    # the connector's doveadm reads the mail container's dovecot.conf and
+    # measures the store (billing's storage and the quota answer depend on it)
+    used = d.api("GET", f"/users/{alice}/quota").json()
+    assert used["storage_used_mb"] is not None and used["storage_used_mb"] > 0, used
 
     # implicit TLS, verified against the deployment's CA, for MAIL_HOSTNAME's certificate
     sent = f"submitted-{uuid.uuid4().hex[:8]}"
