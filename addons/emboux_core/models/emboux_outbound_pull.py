@@ -27,6 +27,7 @@ PAGE = 5000
 FEEDS = {"counters": "/outbound/feed/counters", "history": "/outbound/feed/history",
          "suppression": "/outbound/feed/suppression"}
 CURSOR_PARAM = "emboux.outbound_feed_cursor.%s"
+ANALYZE_AFTER = 50000   # history rows written by one pull
 
 # emboux.domain's counter fields (models/emboux_domain_outbound.py: the API's
 # names), with their SQL type in a page
@@ -115,6 +116,10 @@ class EmbouxOutboundPull(models.AbstractModel):
                 # one transaction (a manager's button): the cursor moves with the pages, once
                 if cursor != start:
                     icp.set_param(key, cursor)
+                if feed == "history" and written >= ANALYZE_AFTER:
+                    # a bulk load (a first pull): fresh statistics before autovacuum gets to it,
+                    # or the dashboard's next read_group is planned for the table as it was
+                    self.env.cr.execute("ANALYZE emboux_outbound_day")
                 stats.update({feed: written, f"{feed}_entries": read, f"{feed}_pages": pages})
                 if read:
                     _logger.info("outbound pull, %s: %d entries in %d pages, %d rows written, %.1f s "
