@@ -1,24 +1,34 @@
 """A domain's inbound spam settings (issue 17, docs/inbound.md) and the
-Rspamd settings map made of them.
+map of them that Rspamd reads.
 
-Rspamd (the milter of port 25) reads the map over HTTP from the connector
-(GET /mailserver/rspamd/settings) every few seconds; each domain becomes
-settings rules matched on the recipient's domain, highest priority first:
+Rspamd (the milter of port 25 and submission) reads the map over HTTP from
+the connector (GET /mailserver/rspamd/settings) every few seconds; EmBoux's
+own Lua (docker/rspamd/rspamd.local.lua) keeps it as a table keyed by domain
+and applies, per message, with one lookup per recipient domain:
 
-  block (10)   sender on the domain's block list: EMBOUX_BLOCKLISTED scores
-               BLOCK_SCORE, far above any reject threshold -> 5xx at SMTP
-  allow (9)    sender on the allow list: EMBOUX_ALLOWLISTED scores
-               ALLOW_SCORE (a forged p=reject sender is still refused:
-               DMARC forces its action whatever the score)
-  domain (5)   the domain's thresholds: Junk (Rspamd's "add header") and
-               reject; greylisting off unless enabled
+  authenticated   the outbound settings (submission: refused at the default
+                  reject threshold, never Junk, never greylisted)
+  block           sender (envelope or From: header) on the block list of a
+                  recipient's domain: EMBOUX_BLOCKLISTED scores BLOCK_SCORE,
+                  far above any reject threshold -> 5xx at SMTP
+  allow           envelope sender on the allow list: EMBOUX_ALLOWLISTED scores
+                  ALLOW_SCORE (a forged p=reject sender is still refused:
+                  DMARC forces its action whatever the score)
+  domain          the domain's thresholds: Junk (Rspamd's "add header") and
+                  reject; greylisting off unless enabled
+
+It used to be a map of Rspamd's settings module, one to four rules a domain,
+which that module tries one by one on every message: 2.4 ms of a 6.5 ms scan
+with 300 rules (bench/mailpath.py, docs/benchmarks.md), growing with every
+domain that has settings. The map's content and its meaning are the same.
 
 A domain without settings has Rspamd's thresholds (docker/rspamd/local.d/
 actions.conf, the same as DEFAULTS) and no greylisting (rspamd.local.lua
 greylists only where the map says `emboux_greylisting`).
 
-A message to several domains is scanned once (milter): the first rule that
-matches one of its recipients applies to the whole message.
+A message to several domains is scanned once (milter): a block of any
+recipient's domain wins, then an allow, then the first recipient's domain
+that has settings applies to the whole message.
 """
 
 import json
@@ -155,42 +165,38 @@ def _apply(s):
     return {"actions": actions, "emboux_greylisting": s["greylisting"]}
 
 
-def rules(domains):
-    """domains: iterable of (domain_id, name, settings). Returns the map as a
-    dict (rule name -> rule); names depend on ids only."""
-    # Authenticated users' mail (submission) is scanned against the default
-    # reject threshold: refused (5xx) and reported for the guillotine. Never
-    # Junk, never greylisted.
-    out = {"emboux_outbound": {"priority": 20, "authenticated": True, "apply": {
-        "actions": {"reject": DEFAULTS["reject_score"], "add header": None, "greylist": None,
-                    "rewrite subject": None}, "emboux_greylisting": False}}}
-    for domain_id, name, s in domains:
-        rcpt = f"@{name}"
+OUTBOUND = {"actions": {"reject": DEFAULTS["reject_score"], "add header": None, "greylist": None,
+                        "rewrite subject": None}, "emboux_greylisting": False}
+
+
+def domain_table(domains):
+    """domains: iterable of (name, settings). Returns the map as a dict: the
+    outbound settings and, per domain, what Rspamd applies (`apply`, and
+    `apply_allow` / `apply_block` with the list's symbol when a list has
+    entries) and the lists themselves ('user@domain' or '@domain')."""
+    out = {}
+    for name, s in domains:
         apply = _apply(s)
-        out[f"emboux_{domain_id}"] = {"priority": 5, "rcpt": rcpt, "apply": apply}
+        entry = {"apply": apply}
         if s["allow_senders"]:
-            out[f"emboux_{domain_id}_allow"] = {
-                "priority": 9, "rcpt": rcpt, "from": s["allow_senders"],
-                "apply": {**apply, "symbols": {"EMBOUX_ALLOWLISTED": ALLOW_SCORE}}}
+            entry["allow_senders"] = s["allow_senders"]
+            entry["apply_allow"] = {**apply, "symbols": {"EMBOUX_ALLOWLISTED": ALLOW_SCORE}}
         if s["block_senders"]:
-            blocked = {**apply, "symbols": {"EMBOUX_BLOCKLISTED": BLOCK_SCORE}}
-            out[f"emboux_{domain_id}_block"] = {"priority": 10, "rcpt": rcpt, "from": s["block_senders"],
-                                                "apply": blocked}
-            out[f"emboux_{domain_id}_block_hdr"] = {"priority": 10, "rcpt": rcpt,
-                                                    "from_mime": s["block_senders"], "apply": blocked}
-    return out
+            entry["block_senders"] = s["block_senders"]
+            entry["apply_block"] = {**apply, "symbols": {"EMBOUX_BLOCKLISTED": BLOCK_SCORE}}
+        out[name] = entry
+    return {"emboux_spam_settings": 1, "outbound": OUTBOUND, "domains": out}
 
 
 def map_text(cur):
     """The whole map (JSON, which Rspamd parses as UCL), and when it last changed."""
-    cur.execute("SELECT d.id, d.name, s.junk_score, s.reject_score, s.greylisting, s.allow_senders, "
+    cur.execute("SELECT d.name, s.junk_score, s.reject_score, s.greylisting, s.allow_senders, "
                 "s.block_senders FROM domain_spam_settings s JOIN domains d ON d.id = s.domain_id ORDER BY d.id")
-    domains = [(r["id"], r["name"], {"junk_score": float(r["junk_score"]),
-                                     "reject_score": float(r["reject_score"]),
-                                     "greylisting": r["greylisting"], "allow_senders": list(r["allow_senders"]),
-                                     "block_senders": list(r["block_senders"])})
+    domains = [(r["name"], {"junk_score": float(r["junk_score"]), "reject_score": float(r["reject_score"]),
+                            "greylisting": r["greylisting"], "allow_senders": list(r["allow_senders"]),
+                            "block_senders": list(r["block_senders"])})
                for r in cur.fetchall()]
     cur.execute("SELECT changed_at FROM spam_settings_changed")
     changed = cur.fetchone()
-    return json.dumps({"settings": rules(domains)}, indent=1, sort_keys=True) + "\n", \
+    return json.dumps(domain_table(domains), indent=1, sort_keys=True) + "\n", \
         (changed["changed_at"] if changed else None)

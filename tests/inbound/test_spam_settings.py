@@ -72,8 +72,8 @@ def test_the_map_is_for_rspamd_only(tenant, devenv):
     # (no Last-Modified within the second of a change: wait for one)
     r = until(lambda: (lambda r: r if "Last-Modified" in r.headers else None)(requests.get(url, timeout=10)),
               what="a Last-Modified")
-    rules = [rule for rule in r.json()["settings"].values() if rule.get("rcpt") == f"@{domain}"]
-    assert len(rules) == 1 and rules[0]["apply"]["emboux_greylisting"] is True, rules
+    entry = r.json()["domains"][domain]
+    assert entry["apply"]["emboux_greylisting"] is True and "apply_block" not in entry, entry
     # ... with Last-Modified, and 304 while nothing changed
     r2 = requests.get(url, timeout=10, headers={"If-Modified-Since": r.headers["Last-Modified"]})
     assert r2.status_code == 304 and r2.content == b""
@@ -165,3 +165,32 @@ def test_greylisting_is_per_domain_and_off_by_default(inbound, make_sender, tena
     # delivered (to Junk on a quiet machine; under heavy load a DNS check of
     # the scan may time out and score it lower: Junk filing has its own tests)
     assert inbound.where(off_box, subject)[0] in ("Junk", "INBOX")
+
+
+def test_a_message_to_several_domains_and_the_from_header(inbound, make_sender, tenant):
+    """One scan for all recipients (milter): the settings of the first
+    recipient domain that has some apply to the whole message, and a block
+    list of any recipient's domain wins, on the From: header as on the
+    envelope sender (rspamd.local.lua: one lookup per recipient domain)."""
+    plain, junky, blocking = tenant.domain(), tenant.domain(), tenant.domain()
+    a, b, c = tenant.mailbox(plain), tenant.mailbox(junky), tenant.mailbox(blocking)
+    sender, other = make_sender(policy="none"), make_sender(policy="none")
+    assert tenant.put(f"/domains/{junky}/spam", json={"junk_score": -15}).status_code == 200
+
+    def both_in_junk():
+        frm, subject, raw = sender.message(a)
+        assert inbound.send(frm, [a, b], raw) == (250, b"")   # the domain without settings first
+        return inbound.where(a, subject)[0] == "Junk" and inbound.where(b, subject)[0] == "Junk"
+    until(both_in_junk, what="Junk for both recipients")
+
+    # blocked by the third domain through the From: header only (another envelope sender)
+    assert tenant.put(f"/domains/{blocking}/spam", json={"block_senders": [f"@{sender.domain}"]}).status_code == 200
+    frm, subject, raw = sender.message(a)
+    envelope = f"news@{other.domain}"
+    code, text = until(lambda: (lambda r: r if r[0] != 250 else None)(inbound.send(envelope, [a, b, c], raw)),
+                       what="refusal at SMTP")
+    assert code // 100 == 5 and b"5.7.1" in text, (code, text)
+    # the same message without the blocking domain among its recipients is accepted
+    frm, subject, raw = sender.message(a)
+    assert inbound.send(envelope, [a, b], raw) == (250, b"")
+    assert inbound.where(a, subject)[0] == "Junk"

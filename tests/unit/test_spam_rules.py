@@ -29,21 +29,21 @@ def test_bad_settings_are_refused_naming_the_field(body):
     assert any(field in e.value.detail for field in body), e.value.detail
 
 
-def test_map_rules_by_priority():
+def test_map_is_one_entry_per_domain():
     s = spam.merge(spam.DEFAULTS, {"junk_score": 4, "greylisting": True, "allow_senders": ["@friend.example"],
                                    "block_senders": ["spam@bad.example"]})
-    rules = spam.rules([(7, "client.example", s)])
-    json.dumps(rules)   # what Rspamd reads
-    assert rules["emboux_outbound"]["authenticated"] is True and rules["emboux_outbound"]["priority"] == 20
-    dom = rules["emboux_7"]
-    assert dom["rcpt"] == "@client.example" and dom["priority"] == 5
+    table = spam.domain_table([("client.example", s), ("other.example", spam.DEFAULTS)])
+    json.dumps(table)   # what Rspamd reads (rspamd.local.lua)
+    assert table["outbound"]["actions"]["reject"] == spam.DEFAULTS["reject_score"]
+    assert table["outbound"]["actions"]["add header"] is None and table["outbound"]["emboux_greylisting"] is False
+    dom = table["domains"]["client.example"]
     assert dom["apply"]["actions"]["add header"] == 4 and dom["apply"]["emboux_greylisting"] is True
-    assert rules["emboux_7_block"]["priority"] > rules["emboux_7_allow"]["priority"] > dom["priority"]
-    assert rules["emboux_7_block"]["apply"]["symbols"] == {"EMBOUX_BLOCKLISTED": spam.BLOCK_SCORE}
-    assert rules["emboux_7_block_hdr"]["from_mime"] == ["spam@bad.example"]
-    assert rules["emboux_7_allow"]["from"] == ["@friend.example"]
-    # no greylisting unless asked; no list rules for empty lists
-    plain = spam.rules([(8, "other.example", spam.DEFAULTS)])
-    assert plain["emboux_8"]["apply"]["emboux_greylisting"] is False
-    assert plain["emboux_8"]["apply"]["actions"]["greylist"] is None
-    assert "emboux_8_block" not in plain and "emboux_8_allow" not in plain
+    assert dom["apply"]["actions"]["greylist"] == spam.GREYLIST_SCORE
+    assert dom["apply_block"]["symbols"] == {"EMBOUX_BLOCKLISTED": spam.BLOCK_SCORE}
+    assert dom["apply_allow"]["symbols"] == {"EMBOUX_ALLOWLISTED": spam.ALLOW_SCORE}
+    assert dom["apply_block"]["actions"] == dom["apply"]["actions"]      # the domain's thresholds still apply
+    assert dom["block_senders"] == ["spam@bad.example"] and dom["allow_senders"] == ["@friend.example"]
+    # no greylisting unless asked; nothing for empty lists
+    plain = table["domains"]["other.example"]
+    assert plain["apply"]["emboux_greylisting"] is False and plain["apply"]["actions"]["greylist"] is None
+    assert set(plain) == {"apply"}

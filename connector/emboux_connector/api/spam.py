@@ -97,7 +97,8 @@ def _map_caller_ok():
 
 
 @endpoint(bp, "/mailserver/rspamd/settings", "GET", role=None, errors=(403, 404),
-          response={"type": "object", "description": "Rspamd settings rules under `settings`"},
+          response={"type": "object",
+                    "description": "every domain's spam settings under `domains` (read by rspamd.local.lua)"},
           tag="inbound protection",
           summary="Rspamd's settings map of every domain's spam settings (read by Rspamd; RSPAMD_MAP_CLIENTS)")
 def rspamd_settings_map(cur, caller):
