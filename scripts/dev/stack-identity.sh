@@ -55,6 +55,12 @@ server:
     server-count: 1
     verbosity: 1
     hide-version: yes
+    # No response-rate limiting: every client of this server is the stack on
+    # loopback. NSD's default (200 answers a second per client) answered the
+    # stack's Rspamd with truncated replies under load; Rspamd 3.4 then asks
+    # again over TCP, and its resolver busy-loops on such a connection for
+    # minutes (docs/inbound.md "DNS for Rspamd").
+    rrl-ratelimit: 0
 remote-control:
     control-enable: yes
     control-interface: "$ID_DIR/nsd/nsd.sock"
