@@ -39,6 +39,15 @@ class TransactionCursor(psycopg2.extras.RealDictCursor):
                 super().execute("BEGIN")
         return super().execute(query, vars)
 
+    def execute_alone(self, query, vars=None):
+        """A unit of work that is ONE statement: sent without BEGIN when no
+        transaction is open, PostgreSQL runs it as an implicit transaction
+        and commits it (durably) before it answers -- one round trip for
+        the whole request, no COMMIT after. The caller sends nothing else
+        in that unit of work (a later statement would be another
+        transaction). In an open transaction, one more statement of it."""
+        return super().execute(query, vars)
+
     def executemany(self, query, vars_list):
         if self.connection.get_transaction_status() == _IDLE:
             super().execute("BEGIN")

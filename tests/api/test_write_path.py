@@ -4,12 +4,17 @@
   every statement of a request is still in ONE transaction, an error still
   rolls all of it back, and a transaction PostgreSQL refused to commit is
   never reported as committed.
-- POST /aliases/ does its checks and writes in three statements: the domain
-  lock still serialises quota counts, the "an address is a mailbox or an
-  alias" rule and re-posts of one alias.
+- POST /aliases/ is ONE statement, its own transaction (migration 0032,
+  api_write_alias: key check, domain lock, checks, write): the domain lock
+  still serialises quota counts, the "an address is a mailbox or an alias"
+  rule and re-posts of one alias; its key check refuses exactly as every
+  other endpoint's, before any other error; a refusal writes nothing, not
+  even the key's last_used_at.
 - No authentication cache: a deactivated key is refused on the very next
   request, on connections that served it a moment before.
 """
+
+import datetime as dt
 
 import concurrent.futures as cf
 import contextlib
@@ -168,3 +173,54 @@ def test_an_unknown_token_is_refused_whatever_was_served_before(api, tenant):
     assert tenant.get("/domains/").status_code == 200
     r = api.get("/domains/", token=forged)
     assert r.status_code == 403 and r.json()["detail"] == "Invalid API key"
+
+
+# --- POST /aliases/: the key checked inside its one statement ----------------------
+
+def test_the_one_statement_alias_write_refuses_keys_as_every_endpoint(api, make_tenant, sql):
+    t = make_tenant()
+    d = t.domain(prove=False)
+    box = t.mailbox(d)
+
+    def post(source, token=t.token, **extra):
+        return api.post("/aliases/", token=token, json={"domain_name": d, "source": f"{source}@{d}",
+                                                        "destination": box, **extra})
+    assert post("ok1").status_code == 201
+    assert api.put(f"/api-keys/{t.token}", json={"active": False}).status_code == 200
+    r = post("off")
+    assert (r.status_code, r.json()) == (403, {"detail": "API key is deactivated", "code": "auth_key_deactivated"})
+    # a bad key comes first, whatever else is wrong with the request
+    r = api.post("/aliases/", token=t.token, json={"domain_name": d, "source": "not an address"})
+    assert r.status_code == 403 and r.json()["detail"] == "API key is deactivated"
+    assert api.put(f"/api-keys/{t.token}", json={"active": True}).status_code == 200
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
+    assert api.put(f"/api-keys/{t.token}", json={"expires_at": past}).status_code == 200
+    r = post("expired")
+    assert r.status_code == 403 and r.json()["detail"] == "API key has expired"
+    r = post("forged", token=t.token[:-4] + uuid.uuid4().hex[:4])
+    assert r.status_code == 403 and r.json()["detail"] == "Invalid API key"
+    assert sql("SELECT count(*) AS n FROM aliases WHERE source = ANY(%s)",
+               ([f"{s}@{d}" for s in ("off", "expired", "forged")],))[0]["n"] == 0
+    # the master token: any tenant's domain; another tenant's key: 404, as GET
+    assert api.post("/aliases/", json={"domain_name": d, "source": f"m@{d}", "destination": box}).status_code == 201
+    r = post("other", token=make_tenant().token)
+    assert (r.status_code, r.json()["detail"]) == (404, "Domain not found")
+
+
+def test_a_refused_alias_write_leaves_even_last_used_at_alone(tenant, sql):
+    d = tenant.domain(prove=False)
+    box = tenant.mailbox(d)
+    sql("UPDATE api_keys SET last_used_at = NULL WHERE partner_ref = %s", (tenant.partner_ref,))
+    r = tenant.post("/aliases/", json={"domain_name": d, "source": box, "destination": "x@example.org"})
+    assert (r.status_code, r.json()["detail"]) == (400, "Alias source already exists")
+    many = ",".join(f"x{i}@example.org" for i in range(11))     # the default limit is 10
+    r = tenant.post("/aliases/", json={"domain_name": d, "source": f"ext@{d}", "destination": many})
+    assert (r.status_code, r.json()["code"]) == (403, "quota_exceeded")
+    assert r.json()["detail"].startswith("External destination quota exceeded: 11/10 addresses")
+    assert sql("SELECT last_used_at FROM api_keys WHERE partner_ref = %s",
+               (tenant.partner_ref,))[0]["last_used_at"] is None
+    assert sql("SELECT count(*) AS n FROM aliases WHERE source = %s", (f"ext@{d}",))[0]["n"] == 0
+    assert tenant.post("/aliases/", json={"domain_name": d, "source": f"ok@{d}",
+                                          "destination": box}).status_code == 201
+    assert sql("SELECT last_used_at FROM api_keys WHERE partner_ref = %s",
+               (tenant.partner_ref,))[0]["last_used_at"] is not None

@@ -1,9 +1,11 @@
 """Aliases and catch-alls. One row per destination; the API speaks of an
 alias as its source with a comma-separated destination list."""
 
+import psycopg2
 from flask import Blueprint
 
 from .. import names, responses, schemas
+from ..auth import LAST_USED_RESOLUTION, KeyClaim
 from ..errors import ApiError, not_found
 from ..routing import endpoint
 from ..tenancy import partner_quotas, scoped, scoped_list
@@ -43,11 +45,11 @@ def _external_over_quota(limit, destinations, hosted):
         return
     external = [d for d in destinations if d.rsplit("@", 1)[1] not in hosted]
     if len(external) > limit:
-        _external_quota_error(len(external), limit)
+        raise _external_quota_error(len(external), limit)
 
 
 def _external_quota_error(external, limit):
-    raise ApiError(403, f"External destination quota exceeded: {external}/{limit} addresses "
+    return ApiError(403, f"External destination quota exceeded: {external}/{limit} addresses "
                         f"outside EmBoux for one alias (alias_external_destinations)",
                    code="quota_exceeded")
 
@@ -69,16 +71,33 @@ def _check_external_destinations(cur, dom, destinations):
     _external_over_quota(limit, destinations, {r["name"] for r in cur.fetchall()})
 
 
-# The lock, the checks' read and the write are one statement: PL/pgSQL
-# function api_write_alias (migration 0032), run in the request's
-# transaction after authentication; it answers a verdict and writes nothing
-# on a refusal. One round trip instead of three, its statements' plans kept
-# for the pooled connection's session (issue 15).
-_WRITE_ALIAS = "SELECT * FROM api_write_alias(%s, %s, %s, %s, %s)"
+# The whole request is one statement, its own transaction: PL/pgSQL function
+# api_write_alias (migration 0032) checks a client key, locks the domain
+# (alias and mailbox creations in one domain serialise on its row), reads
+# what the checks need after the lock, writes and answers; PostgreSQL commits
+# it before answering. One round trip instead of five, its statements' plans
+# kept for the pooled connection's session (issue 15). A refusal after the
+# key's check is an error of SQLSTATE EBA01 (everything rolled back).
+_WRITE_ALIAS = "SELECT * FROM api_write_alias(%s, %s, %s, %s, %s, %s)"
+
+
+def _refused(exc):
+    """The ApiError of the function's refusal (its message is the reason)."""
+    reason, detail = exc.diag.message_primary, exc.diag.message_detail
+    if reason == "no_domain":
+        return not_found("Domain")
+    if reason == "taken":
+        return ApiError(400, "Alias source already exists")
+    if reason == "alias_quota":   # aliases_per_mailbox x max(1, mailboxes of the domain), sources counted
+        return ApiError(403, f"Alias quota exceeded: {detail}")
+    if reason == "external_quota":
+        external, limit = detail.split("/")
+        return _external_quota_error(external, limit)
+    return None
 
 
 @endpoint(bp, "/aliases/", "POST", role="either", body=schemas.AliasCreate, status=201,
-          response=responses.ALIAS,
+          response=responses.ALIAS, key_in_statement=True,
           summary="Create or update an alias (source @domain = catch-all)")
 def create_alias(cur, caller, body):
     """Re-posting an alias is an upsert: its destinations become the posted ones."""
@@ -87,19 +106,17 @@ def create_alias(cur, caller, body):
     if domain != domain_name:
         raise ApiError(400, f"source: the address must be in domain {domain_name}")
     destinations = _destinations(body["destination"])
-    cur.execute(_WRITE_ALIAS, (domain_name, caller.is_master, caller.partner_ref, source, destinations))
+    master = not isinstance(caller, KeyClaim)
+    try:
+        cur.execute_alone(_WRITE_ALIAS, (master, None if master else caller.token_hash, LAST_USED_RESOLUTION,
+                                         domain_name, source, destinations))
+    except psycopg2.Error as exc:
+        if exc.pgcode != "EBA01" or _refused(exc) is None:
+            raise
+        raise _refused(exc) from None
     row = cur.fetchone()
-    verdict = row["verdict"]
-    if verdict == "no_domain":
-        raise not_found("Domain")
-    if verdict == "taken":
-        raise ApiError(400, "Alias source already exists")
-    if verdict == "alias_quota":   # aliases_per_mailbox x max(1, mailboxes of the domain), sources counted
-        raise ApiError(403, f"Alias quota exceeded: {row['n_used']}/{row['n_allowed']}")
-    if verdict == "external_quota":
-        _external_quota_error(row["n_used"], row["n_allowed"])
-    if verdict != "ok":  # a function newer than this code: refuse rather than guess
-        raise ApiError(503, "Mail DB answered an unknown alias verdict")
+    if not master:
+        caller.settle(row["verdict"], row["key_id"], row["key_partner"])
     return alias_json({"id": row["alias_id"], "domain_id": row["domain_ref"], "source": source,
                        "destination": row["alias_destination"], "created_at": row["alias_created_at"]})
 
