@@ -154,6 +154,21 @@ def test_disabled_or_deleted_reply_sends_nothing(away):
     assert away.replies(off) == []
 
 
+def test_only_a_mailbox_with_an_enabled_reply_reads_the_vacation_script(away, devenv):
+    """The userdb names the vacation script (sieve_before2) only for a mailbox
+    with an enabled reply, so other deliveries skip the dict lookup; the
+    change applies to the next delivery (no auth cache)."""
+    def before2():
+        out = subprocess.run(["doveadm", "-c", devenv["DOVECOT_CONFIG"], "user", "-f", "sieve_before2", away.box],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        return out
+    assert before2() == ""
+    away.set()
+    assert before2().startswith("dict:proxy::vacation;")
+    away.set(enabled=False)
+    assert before2() == ""
+
+
 def test_no_reply_while_the_domains_outbound_is_suspended(away):
     away.set()
     r = away.api.put(f"/domains/{away.domain}/outbound",
