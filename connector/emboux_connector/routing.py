@@ -84,6 +84,8 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
     # One schema instance per endpoint, not one per request: making one
     # deep-copies its declared fields, a tenth of an alias creation's Python
     # time (issue 15). load() keeps no state on the instance.
+    if key_in_statement and role != "either":
+        raise ValueError("key_in_statement is for endpoints open to master and client keys")
     body_schema = body() if body is not None else None
     query_schema = query() if query is not None else None
 
@@ -93,7 +95,7 @@ def endpoint(bp, rule, method, *, role, summary, body=None, query=None,
             db = current_app.extensions["emboux_db"]
             with db.transaction() as cur:
                 # with key_in_statement, the client key is checked by the view's statement
-                caller = claim(role) if key_in_statement else (require(cur, role) if role else None)
+                caller = claim() if key_in_statement else (require(cur, role) if role else None)
                 unsettled = isinstance(caller, KeyClaim)
                 try:
                     result = _run_view(fn, cur, caller, path_args, body_schema, query_schema)
