@@ -15,6 +15,8 @@ MAIL_ETC="$MAIL_DIR/etc"
 POSTFIX_CONF_DIR="$MAIL_ETC/postfix"
 DOVECOT_CONF="$MAIL_ETC/dovecot/dovecot.conf"
 MAIL_PKGS="postfix postfix-pgsql dovecot-imapd dovecot-lmtpd dovecot-pgsql openssl postsrsd dovecot-sieve dovecot-managesieved"
+# strace, ss: tests/mail/test_rcpt_round_trips.py counts the lookups smtpd makes per RCPT
+MAIL_PKGS="$MAIL_PKGS strace iproute2"
 
 mail_install() {
     local need=0 p
