@@ -1,7 +1,8 @@
 """Submission's own alias map (docker/postfix/pgsql-aliases-submission.cf, issue 15):
 an outside address maps to itself so smtpd and cleanup stop after one lookup; hosted
 addresses must keep every answer they had -- alias and catch-all expansion, and the
-unlisted-recipient refusal at RCPT."""
+unlisted-recipient refusal at RCPT, which on submission pgsql-forwarding.cf now asks for
+(emboux_unlisted) only for addresses of hosted domains and domain literals."""
 
 import contextlib
 import smtplib
@@ -46,6 +47,10 @@ def test_submission_still_refuses_an_unknown_hosted_address_at_rcpt(mail, tenant
         assert code == 550 and b"5.1.1" in text and b"User unknown" in text, (code, text)
         code, text = s.rcpt(f"someone-{uuid.uuid4().hex[:8]}@example.org")   # outside: accepted
         assert code == 250, (code, text)
+        # this host's own address as a domain literal: Postfix's local class, still refused
+        # (the map's self-answer skips literals; main.cf sends them to reject_unlisted_recipient)
+        code, text = s.rcpt("postmaster@[127.0.0.1]")
+        assert code == 550 and b"local delivery is disabled" in text, (code, text)
     finally:
         with contextlib.suppress(smtplib.SMTPException):
             s.quit()
