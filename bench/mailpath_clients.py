@@ -140,6 +140,18 @@ def message(rcpt, size, tag):
             f"Message-ID: <{tag}.{uuid.uuid4().hex}@example.net>\r\n\r\n{BODIES[size]}")
 
 
+def run_connections(worker, per):
+    """worker(k, n) for each connection k (n messages) in its own thread; the
+    seconds until the last one ended."""
+    threads = [threading.Thread(target=worker, args=(k, n)) for k, n in enumerate(per)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - t0
+
+
 def inbound(target, users, conns, size, n_messages):
     """(accept msg/s, delivery msg/s, errors)"""
     per = [n_messages // conns + (1 if i < n_messages % conns else 0) for i in range(conns)]
@@ -161,13 +173,8 @@ def inbound(target, users, conns, size, n_messages):
         except Exception as e:  # report, don't hide
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=worker, args=(k, n)) for k, n in enumerate(per)]
     t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    t_accept = time.monotonic() - t0
+    t_accept = run_connections(worker, per)
     deadline = time.monotonic() + 300
     got = 0
     while time.monotonic() < deadline:
@@ -234,11 +241,5 @@ def submission(port, user, conns, n_messages, rcpt="someone@example.org"):
         except Exception as e:
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=worker, args=(k, n)) for k, n in enumerate(per)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    dt = time.monotonic() - t0
+    dt = run_connections(worker, per)
     return n_messages / dt, pct(lat, 0.5), pct(lat, 0.99), pct(auth, 0.5), errors
