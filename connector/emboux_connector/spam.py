@@ -186,7 +186,7 @@ def domain_table(domains):
             entry["block_senders"] = s["block_senders"]
             entry["apply_block"] = {**apply, "symbols": {"EMBOUX_BLOCKLISTED": BLOCK_SCORE}}
         out[name] = entry
-    return {"emboux_spam_settings": 1, "outbound": OUTBOUND, "domains": out}
+    return {"outbound": OUTBOUND, "domains": out}
 
 
 def map_text(cur):

@@ -111,9 +111,10 @@ def create_alias(cur, caller, body):
         cur.execute_alone(_WRITE_ALIAS, (master, None if master else caller.token_hash, LAST_USED_RESOLUTION,
                                          domain_name, source, destinations))
     except psycopg2.Error as exc:
-        if exc.pgcode != "EBA01" or _refused(exc) is None:
+        refusal = _refused(exc) if exc.pgcode == "EBA01" else None
+        if refusal is None:
             raise
-        raise _refused(exc) from None
+        raise refusal from None
     row = cur.fetchone()
     if not master:
         caller.settle(row["verdict"], row["key_id"], row["key_partner"])
