@@ -33,18 +33,22 @@ def shot(pg, name, height=1300):
 
 def set_date(pg, field, value):
     """Type a date (MM/DD/YYYY) into a form's date field. Odoo 19 shows a set
-    date as a button that becomes an input when clicked; the first edit
-    after an error dialog is closed is sometimes lost: typed again then."""
+    date as a button and an empty one as an input; focusing either leaves the
+    input. The button comes back a moment after Tab (it was read too early
+    once in CI and the retry then waited for an input that was gone), so it is
+    waited for. The first edit after an error dialog is closed is sometimes
+    lost: typed again then."""
+    shown = pg.locator(f"div[name={field}] button.o_input")
     for _ in range(3):
-        button = pg.locator(f"div[name={field}] button.o_input")
-        if button.count():
-            button.click()
+        pg.locator(f"div[name={field}] .o_input").first.click()
         box = pg.locator(f"div[name={field}] input")
         box.fill(value)
         box.press("Tab")
-        button = pg.locator(f"div[name={field}] button.o_input")
-        if button.count() and button.get_attribute("value") == value:
+        try:
+            expect(shown).to_have_attribute("value", value, timeout=5_000)
             return
+        except AssertionError:
+            continue
     raise AssertionError(f"{field} did not take {value}")
 
 
