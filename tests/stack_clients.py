@@ -4,6 +4,7 @@ sys.path through tests/conftest.py) and by bench/ (which puts it there)."""
 import glob
 import json
 import os
+import random
 import smtplib
 import socket
 import ssl
@@ -105,6 +106,29 @@ class DomainOutbound:
 
 
 # --- local ports (tests and bench/) ---------------------------------------------
+def fresh_loopback():
+    """A random 127.x.y.z: every one reaches a listener on 127.0.0.1. The
+    connector counts failed authentications per client address (throttle.py,
+    once for all its workers): a test that fails on purpose does it from an
+    address of its own, so that the rest of the suite (127.0.0.1) is never
+    slowed by it."""
+    return f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+
+
+def session_from(address):
+    """A requests.Session whose connections leave from `address`."""
+    import requests   # (bench/ imports this module without needing requests)
+
+    class FromAddress(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["source_address"] = (address, 0)
+            super().init_poolmanager(*args, **kwargs)
+    session = requests.Session()
+    session.mount("http://", FromAddress())
+    session.mount("https://", FromAddress())
+    return session
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
