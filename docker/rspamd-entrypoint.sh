@@ -2,7 +2,8 @@
 # Entry point of the emboux-rspamd image (docker/Dockerfile.rspamd), two roles:
 #   rspamd  -- render docker/rspamd (the templates ./dev up renders, see
 #              scripts/dev/stack-rspamd.sh) and run Rspamd in the foreground
-#   redis   -- Redis for Rspamd (Bayes, greylisting, fuzzy hashes)
+#   redis   -- Redis for Rspamd (Bayes, greylisting, fuzzy hashes), or the
+#              connector's limiter (REDIS_VOLATILE=1, its own volume)
 # Both talk over unix sockets in volumes, nothing over the network:
 #   /run/emboux-redis  (redis-run):  Redis's socket, mounted by rspamd only
 #   /run/emboux-rspamd (rspamd-run): the milter and the controller, mounted
@@ -23,13 +24,15 @@ SOCK_DIR=/run/emboux-rspamd
 
 case "${1:-rspamd}" in
 redis)
-    # Unix socket only (port 0), the data in the redis-data volume.
+    # Unix socket only (port 0), the data in the redis-data volume; with
+    # REDIS_VOLATILE=1 (the connector's limiter) nothing is written to disk.
     mkdir -p "$REDIS_DIR" /var/lib/redis
     chown redis:redis "$REDIS_DIR" /var/lib/redis; chmod 755 "$REDIS_DIR"; chmod 750 /var/lib/redis
     rm -f "$REDIS_DIR/redis.sock"
+    if [ "${REDIS_VOLATILE:-0}" = 1 ]; then set -- --appendonly no --save ""; else set -- --appendonly yes; fi
     exec setpriv --reuid=redis --regid=redis --init-groups \
         redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 777 \
-        --dir /var/lib/redis --appendonly yes --protected-mode yes --daemonize no --logfile ""
+        --dir /var/lib/redis --protected-mode yes --daemonize no --logfile "" "$@"
     ;;
 rspamd) ;;
 *) exec "$@" ;;

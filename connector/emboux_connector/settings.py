@@ -56,8 +56,10 @@ _SETTINGS = (
             shown="`30/minute;300/hour`"),
     Setting("AUTH_LIMIT_STORAGE", str, "memory://",
             "where those failures are counted (`limits` storage URI). In memory each gunicorn worker counts on "
-            "its own: with 3 workers an address may fail up to 3 × the limit before all refuse it. `redis://…` "
-            "or `memcached://…` make it exact across workers and hosts", CONNECTOR, shown="`memory://`"),
+            "its own: with 3 workers an address may fail up to 3 × the limit before all refuse it. A Redis "
+            "(`redis://…`, `redis+unix://…`) makes it exact across workers: the dev stack uses its Redis, the "
+            "deployment its `limiter` service. While the store is unreachable each worker counts in memory "
+            "(logged)", CONNECTOR, shown="`memory://`"),
     Setting("API_TRUSTED_PROXIES", str, None,
             "comma-separated addresses of reverse proxies whose `X-Forwarded-For` (last hop) names the client; "
             "by default the header is ignored, so a client cannot choose the address it is counted under",

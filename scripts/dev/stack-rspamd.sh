@@ -29,6 +29,10 @@ export RSPAMD_MILTER="unix:$RSPAMD_MILTER_SOCKET"
 # The connector serves Rspamd's settings map to this address only; set here
 # (not in stack_rspamd_up) so the connector, which starts first, has it.
 env_set RSPAMD_MAP_CLIENTS 127.0.0.1
+# The connector's workers count failed API authentications in this Redis too
+# (its database 1, throttle.py), so the limit is exact across them; until it
+# is up they count in memory (the deployment gives them a Redis of their own).
+env_set AUTH_LIMIT_STORAGE "redis://127.0.0.1:$RSPAMD_REDIS_PORT/1?socket_connect_timeout=1&socket_timeout=1"
 # Dovecot's IMAPSieve trains Rspamd through its controller (docker/dovecot/sieve/rspamd-learn).
 export RSPAMD_CONTROLLER="$RSPAMD_HOST:$RSPAMD_CONTROLLER_PORT"
 

@@ -26,7 +26,8 @@ IMAGES = {"localhost/emboux-postgres:latest": "docker/Dockerfile.postgres",
           "localhost/emboux-odoo:latest": "docker/Dockerfile.odoo",
           "localhost/emboux-webmail:latest": "docker/Dockerfile.webmail",
           "localhost/emboux-rspamd:latest": "docker/Dockerfile.rspamd"}
-SERVICES = ("postgres", "init", "policyd", "redis", "rspamd", "mail", "connector", "scheduler", "odoo", "webmail")
+SERVICES = ("postgres", "init", "policyd", "redis", "rspamd", "limiter", "mail", "connector", "scheduler", "odoo",
+            "webmail")
 HOSTNAME = "mail.deploy.test"
 PASSWORD = "deploy horse 1"
 

@@ -14,7 +14,7 @@ from stack_clients import free_port
 HA_COMPOSE = ROOT / "docker" / "compose.ha.yaml"
 HA_IMAGE = "localhost/emboux-patroni:latest"
 HA_SERVICES = ("etcd1", "etcd2", "etcd3", "pg1", "pg2", "postgres", "init", "policyd", "policyd2", "redis", "rspamd",
-               "mail", "mail2", "connector")
+               "limiter", "mail", "mail2", "connector")
 NODE2 = ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "MANAGESIEVE")
 
 

@@ -13,6 +13,7 @@ import subprocess
 import uuid
 
 import pytest
+import requests
 
 from deploy_stack import BASE, PASSWORD, Deployment, plain_message, run, wait_until
 
@@ -23,7 +24,7 @@ def test_health_and_every_healthcheck(deployment):
     # OpenDKIM answers the milter handshake on its socket in the opendkim-run volume
     assert body["opendkim"]["ok"] and body["opendkim"]["reachable"], body["opendkim"]
     # podman runs no healthcheck timers without systemd: run each check once
-    for s in ("postgres", "policyd", "redis", "rspamd", "mail", "connector", "scheduler", "odoo"):
+    for s in ("postgres", "policyd", "redis", "rspamd", "limiter", "mail", "connector", "scheduler", "odoo"):
         r = wait_until(lambda s=s: run("podman", "healthcheck", "run", deployment.container(s), check=False)
                        .returncode == 0, timeout=120)
         assert r, f"healthcheck of {s} fails\n" + deployment.logs()
@@ -34,10 +35,31 @@ def test_health_and_every_healthcheck(deployment):
                 "--format", "{{.Names}} {{.Ports}}").stdout
     assert "5432" not in ports and "10040" not in ports, ports
     # Redis and Rspamd: unix sockets in volumes, nothing listening on the network (docs/inbound.md)
-    for s in ("redis", "rspamd"):
+    for s in ("redis", "rspamd", "limiter"):
         tcp = deployment.exec(s, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true").stdout.splitlines()
         listening = [f[1] for f in (line.split() for line in tcp) if len(f) > 3 and f[3] == "0A"]
         assert all(a.startswith("0100007F:") for a in listening), (s, listening)   # 127.0.0.1 only
+
+
+def test_failed_authentications_are_counted_in_the_limiter(deployment):
+    """One count for all the connector's workers (throttle.py): each wrong
+    token is counted in the limiter service's Redis (once per limit: a minute
+    and an hour), not in a worker's memory; the connector does not mount
+    Rspamd's Redis."""
+    d = deployment
+    redis = ("redis-cli", "-s", "/run/emboux-redis/redis.sock")
+
+    def counted():
+        keys = d.exec("limiter", *redis, "--scan", "--pattern", "LIMITS:*auth-failure*").stdout.split()
+        return sum(int(d.exec("limiter", *redis, "LLEN", k).stdout) for k in keys)
+    before = counted()
+    for _ in range(3):
+        r = requests.get(d.url + "/domains/", timeout=30, headers={"Authorization": "Bearer not-a-key"})
+        assert r.status_code == 403, r.text
+    assert counted() - before == 3 * 2
+    assert d.api("GET", "/domains/").status_code == 200     # three failures slow nobody
+    mounted = d.exec("connector", "sh", "-c", "ls /run; ls /run/emboux-limiter").stdout
+    assert "redis.sock" in mounted and "emboux-redis" not in mounted, mounted
 
 
 def test_mail_to_25_read_over_993_and_submit_over_465(deployment, hosted):

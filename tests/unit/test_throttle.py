@@ -38,3 +38,18 @@ def test_only_failures_count_and_the_refusal_says_when_to_retry():
     assert (err.status, err.code) == (429, "rate_limited")
     assert 1 <= int(err.headers["Retry-After"]) <= 60
     t.check("192.0.2.2")              # another address is not affected
+
+
+def test_an_unreachable_store_counts_in_the_workers_memory(caplog):
+    # nothing listens on port 1: every call to the store fails at once
+    t = Throttle.from_env({"AUTH_FAILURE_LIMIT": "3/minute",
+                           "AUTH_LIMIT_STORAGE": "redis://127.0.0.1:1/0?socket_connect_timeout=1"})
+    t.check("192.0.2.1")              # no 500: served, counted nowhere yet
+    for _ in range(3):
+        t.failed("192.0.2.1")
+    with pytest.raises(ApiError) as exc:
+        t.check("192.0.2.1")          # ... and the guesses were still counted
+    assert exc.value.status == 429
+    t.check("192.0.2.2")
+    warnings = [r for r in caplog.records if "AUTH_LIMIT_STORAGE unreachable" in r.getMessage()]
+    assert len(warnings) == 1, caplog.records   # once per outage, not once per request
