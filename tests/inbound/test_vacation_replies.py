@@ -50,11 +50,12 @@ class Away:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def mail(self, local, extra_headers="", envelope_sender=None):
-        """A message from local@<sender domain> in through port 25, delivered
-        (in INBOX: Sieve has run). Returns the sender's address."""
-        frm, subject, raw = self.sender.message(self.box, local=local, extra_headers=extra_headers)
-        code, text = self.inbound.send(frm if envelope_sender is None else envelope_sender, self.box, raw)
+    def mail(self, local, extra_headers="", envelope_sender=None, to=None):
+        """A message from local@<sender domain> to the mailbox (or `to`, an
+        alias of it) in through port 25, delivered (in INBOX: Sieve has
+        run). Returns the sender's address."""
+        frm, subject, raw = self.sender.message(to or self.box, local=local, extra_headers=extra_headers)
+        code, text = self.inbound.send(frm if envelope_sender is None else envelope_sender, to or self.box, raw)
         assert code == 250, (code, text)
         self.inbound.wait(self.box, subject)
         return frm
@@ -103,6 +104,35 @@ def test_one_reply_per_sender_signed_and_counted(away):
     away.reply(other)
     assert len(away.replies(first)) == 1
     until(lambda: away.counters()["outbound_sent_today"] == 2, timeout=10, what="two replies counted")
+
+
+def test_mail_to_an_alias_is_answered_from_the_alias(away, make_tenant):
+    """Migration 0034: the mailbox's aliases are the script's `:addresses`,
+    read at each delivery, so an alias made after the reply was set counts
+    at once, and the reply comes From the address the sender wrote. A
+    catch-all, or another tenant's alias to this mailbox, gets no reply:
+    the latter would send this mailbox's text From that tenant's address."""
+    away.set()
+    sales = f"sales@{away.domain}"
+    r = away.tenant.post("/aliases/", json={"domain_name": away.domain, "source": sales, "destination": away.box})
+    assert r.status_code == 201, r.text
+    via_alias = away.mail("carol", to=sales)
+    msg = email.message_from_string(away.reply(via_alias)["data"])
+    assert msg["From"].strip("<>") == sales, msg["From"]
+    assert _subject(msg) == f"Away {away.tag}"
+
+    r = away.tenant.post("/aliases/", json={"domain_name": away.domain, "source": f"@{away.domain}",
+                                            "destination": away.box})
+    assert r.status_code == 201, r.text
+    via_catchall = away.mail("dave", to=f"anyone@{away.domain}")
+    stranger = make_tenant()
+    theirs = stranger.domain()
+    r = stranger.post("/aliases/", json={"domain_name": theirs, "source": f"desk@{theirs}", "destination": away.box})
+    assert r.status_code == 201, r.text
+    via_theirs = away.mail("erin", to=f"desk@{theirs}")
+    sentinel = away.mail("frank")
+    away.reply(sentinel)
+    assert away.replies(via_catchall) == [] and away.replies(via_theirs) == []
 
 
 @pytest.mark.parametrize("headers", [
