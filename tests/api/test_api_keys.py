@@ -89,6 +89,33 @@ def test_usage_and_delta_sync(api, tenant, make_tenant):
     assert api.get(f"/api-keys/{other.token}/usage").status_code == 200
 
 
+def test_a_vacation_change_is_a_mailbox_change_in_the_feed(api, tenant, make_tenant):
+    """Migration 0035: Odoo learns of an auto-reply set through the API from
+    the feed; the mailbox's state carries it, as GET .../vacation shows it."""
+    d = tenant.domain(prove=False)
+    box = tenant.mailbox(d)
+    since = tenant.get(f"/api-keys/{tenant.token}/usage").json()["next_since"]
+    reply = {"enabled": True, "subject": "Away", "body": "Back on Monday.", "start": "2026-12-01",
+             "end": None, "days": 4}
+    assert tenant.put(f"/users/{box}/vacation", json=reply).status_code == 200
+    feed = tenant.get(f"/api-keys/{tenant.token}/usage", params={"since": since}).json()
+    mine = [c for c in feed["changes"] if c["key"] == box]
+    assert [(c["resource"], c["action"]) for c in mine] == [("mailbox", "updated")], feed
+    assert mine[0]["current"]["vacation"] == reply
+    assert tenant.get(f"/users/{box}/vacation").json() == dict(reply, email=box)
+    # the master's feed has it too; another tenant's does not
+    master = api.get("/changes", params={"since": since}).json()
+    assert any(c["key"] == box and c["current"]["vacation"] == reply for c in master["changes"])
+    other = make_tenant()
+    theirs = other.get(f"/api-keys/{other.token}/usage", params={"since": since}).json()
+    assert box not in {c["key"] for c in theirs["changes"]}
+    # a mailbox that never had a reply shows the defaults
+    plain = tenant.mailbox(d)
+    feed = tenant.get(f"/api-keys/{tenant.token}/usage", params={"since": since}).json()
+    state = next(c["current"] for c in feed["changes"] if c["key"] == plain)
+    assert state["vacation"] == {"enabled": False, "subject": "", "body": "", "start": None, "end": None, "days": 7}
+
+
 def test_delta_sync_rejects_bad_since(tenant):
     r = tenant.get(f"/api-keys/{tenant.token}/usage", params={"since": "yesterday"})
     assert r.status_code == 400 and r.json()["detail"].startswith("since:")

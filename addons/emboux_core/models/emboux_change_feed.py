@@ -128,7 +128,9 @@ class EmbouxChangeFeed(models.AbstractModel):
             if record:
                 record.write(vals)
             else:
-                Model.create(dict(vals, domain_id=domain.id, local_part=cur["email"].partition("@")[0]))
+                record = Model.create(dict(vals, domain_id=domain.id, local_part=cur["email"].partition("@")[0]))
+            if cur.get("vacation"):   # its auto-reply, as the platform has it (not sent back)
+                record._emboux_store_vacation(cur["vacation"])
             return 1
         # alias
         vals = dict(synced, active=True, destinations=cur.get("destination") or "")

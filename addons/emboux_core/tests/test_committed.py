@@ -238,6 +238,9 @@ class TestCommitted(TransactionCase):
                                                        "password": "Passw0rd-api", "quota_mb": 77}).status_code, 201)
         self.assertEqual(rest("POST", "/aliases/", json={"domain_name": name, "source": f"@{name}",
                                                          "destination": f"api@{name}"}).status_code, 201)
+        away = {"enabled": True, "subject": "Away", "body": "Back on Monday.", "start": None,
+                "end": "2099-01-31", "days": 3}
+        self.assertEqual(rest("PUT", f"/users/api@{name}/vacation", json=away).status_code, 200)
         self.assertEqual(rest("PUT", f"/domains/{name}/suspend").status_code, 200)
 
         def pull_and_look(env):
@@ -245,17 +248,27 @@ class TestCommitted(TransactionCase):
             dom = env["emboux.domain"].search([("name", "=", name)])
             box = env["emboux.mailbox"].search([("email", "=", f"api@{name}")])
             jobs = env["emboux.sync.job"].search_count([("lane", "=", f"partner:{ref}"), ("id", ">", last_job)])
-            return dict(dom=dom.read(["tenant_id", "state", "sync_state"]), box=box.read(["quota_mb", "catch_all"]),
-                        jobs=jobs, box_id=box.id)
+            return dict(dom=dom.read(["tenant_id", "state", "sync_state"]), jobs=jobs, box_id=box.id,
+                        box=box.read(["quota_mb", "catch_all", "vacation_enabled", "vacation_subject",
+                                      "vacation_body", "vacation_end", "vacation_days"]))
         seen = self.run_in_new_cursor(pull_and_look)
         self.assertEqual(seen["dom"][0]["tenant_id"][0], tenant_id)
         self.assertEqual(seen["dom"][0]["state"], "suspended")
         self.assertEqual(seen["dom"][0]["sync_state"], "synced")
         self.assertEqual(seen["box"][0]["quota_mb"], 77)
         self.assertTrue(seen["box"][0]["catch_all"])
+        # the auto-reply set through the API (migration 0035)
+        box = seen["box"][0]
+        self.assertEqual((box["vacation_enabled"], box["vacation_subject"], box["vacation_body"],
+                          str(box["vacation_end"]), box["vacation_days"]),
+                         (True, "Away", "Back on Monday.", "2099-01-31", 3))
         self.assertEqual(seen["jobs"], 0, "pulled changes are not echoed back")
         # pulling again changes nothing and echoes nothing
         self.assertEqual(self.run_in_new_cursor(pull_and_look)["jobs"], 0)
+        # turned off through the API later: Odoo follows at the next pull, no echo
+        self.assertEqual(rest("PUT", f"/users/api@{name}/vacation", json=dict(away, enabled=False)).status_code, 200)
+        again = self.run_in_new_cursor(pull_and_look)
+        self.assertEqual((again["box"][0]["vacation_enabled"], again["jobs"]), (False, 0))
         # Odoo -> platform on a pulled record
         self.run_in_new_cursor(lambda env: env["emboux.mailbox"].browse(seen["box_id"]).write({"quota_mb": 99}))
         self.assertEqual(maildb("SELECT quota_mb FROM mailboxes WHERE email = %s", (f"api@{name}",)), [(99,)])

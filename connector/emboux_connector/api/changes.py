@@ -10,7 +10,7 @@ them idempotently (the latest state is included with each change).
 
 from flask import Blueprint
 
-from .. import responses, schemas
+from .. import responses, schemas, vacation
 from ..routing import endpoint
 
 bp = Blueprint("changes", __name__)
@@ -27,15 +27,30 @@ def _current_state(cur, resource, keys):
                     "d.transfer_monthly_mb, d.wildcard, d.ownership, p.name AS parent FROM domains d "
                     "LEFT JOIN domains p ON p.id = d.parent_id WHERE d.name = ANY(%s)", (keys,))
     elif resource == "mailbox":
-        cur.execute("SELECT m.email AS key, m.id, m.email, d.name AS domain, m.quota_mb, m.active "
+        cur.execute("SELECT m.email AS key, m.id, m.email, d.name AS domain, m.quota_mb, m.active, "
+                    "v.enabled, v.subject, v.body, v.start_date, v.end_date, v.days "
                     "FROM mailboxes m JOIN domains d ON d.id = m.domain_id "
+                    "LEFT JOIN mailbox_vacations v ON v.mailbox_id = m.id "
                     "WHERE m.email = ANY(%s)", (keys,))
+        return {r["key"]: _mailbox_state(r) for r in cur.fetchall()}
     else:
         cur.execute("SELECT a.source AS key, min(a.id) AS id, a.source, d.name AS domain, "
                     "string_agg(a.destination, ',' ORDER BY a.id) AS destination "
                     "FROM aliases a JOIN domains d ON d.id = a.domain_id "
                     "WHERE a.source = ANY(%s) GROUP BY a.source, d.name", (keys,))
     return {r.pop("key"): dict(r) for r in cur.fetchall()}
+
+
+def _mailbox_state(row):
+    """A mailbox as the feed shows it, its vacation reply as GET
+    /users/{email}/vacation answers it (migration 0035: a change of the
+    reply is a change of the mailbox)."""
+    reply = vacation.DEFAULTS if row["enabled"] is None else {
+        "enabled": row["enabled"], "subject": row["subject"], "body": row["body"],
+        "start": row["start_date"], "end": row["end_date"], "days": row["days"]}
+    state = {k: row[k] for k in ("id", "email", "domain", "quota_mb", "active")}
+    state["vacation"] = {k: v for k, v in vacation.as_json(row["email"], reply).items() if k != "email"}
+    return state
 
 
 def delta(cur, partner_ref, since, scoped):
