@@ -9,13 +9,13 @@ training Rspamd, and a hacked account's spam through submission suspending
 its domain's outbound (the guillotine)."""
 
 import email
-import random
 import smtplib
 import uuid
 
 import requests
 
 from deploy_stack import PASSWORD, run, wait_until
+from stack_clients import campaign_text
 
 GTUBE_REJECT = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 GTUBE_JUNK = "YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -89,14 +89,6 @@ def learned_spam(d):
     """How many messages Rspamd's Bayes learned as spam (its counter in Redis)."""
     out = d.exec("redis", "redis-cli", "-s", "/run/emboux-redis/redis.sock", "HGET", "RS", "learns_spam").stdout
     return int(out.strip() or 0)
-
-
-def campaign_text(seed):
-    """A spam text of its own, long enough for fuzzy hashes (1 KB)."""
-    words = ["cheap", "watches", "pills", "crypto", "gains", "click", "claim", "prize", "offer", "winner",
-             "bonus", "casino", "loan", "credit", "refund", "urgent", "verify", "bank", "transfer", "lottery"]
-    rng = random.Random(seed)
-    return " ".join(rng.choice(words) + str(rng.randint(0, 99)) for _ in range(220))
 
 
 def learn_campaign(d, user, text):
