@@ -85,6 +85,10 @@ config = {
             "rewind": {"username": "postgres", "password": os.environ["POSTGRES_PASSWORD"]},
         },
         "parameters": {"unix_socket_directories": "/run/postgresql"},
+        # a new or rewound node copies the primary at once: pg_basebackup's
+        # default spread checkpoint waits up to 0.9 x checkpoint_timeout
+        # (4.5 min) first, the cluster without a synchronous standby meanwhile
+        "basebackup": [{"checkpoint": "fast"}],
     },
     "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
 }
