@@ -132,14 +132,19 @@ def sieve_script(s):
             f"if {cond} {{\r\n{action}}}\r\n")
 
 
-def load(cur, mailbox_id):
-    cur.execute("SELECT enabled, subject, body, start_date, end_date, days FROM mailbox_vacations "
-                "WHERE mailbox_id = %s", (mailbox_id,))
-    row = cur.fetchone()
-    if row is None:
+def from_row(row):
+    """The settings of a mailbox_vacations row; the defaults for a mailbox
+    that never had one (no row, or a LEFT JOIN's nulls)."""
+    if row is None or row["enabled"] is None:
         return dict(DEFAULTS)
     return {"enabled": row["enabled"], "subject": row["subject"], "body": row["body"],
             "start": row["start_date"], "end": row["end_date"], "days": row["days"]}
+
+
+def load(cur, mailbox_id):
+    cur.execute("SELECT enabled, subject, body, start_date, end_date, days FROM mailbox_vacations "
+                "WHERE mailbox_id = %s", (mailbox_id,))
+    return from_row(cur.fetchone())
 
 
 def store(cur, mailbox_id, s):

@@ -45,11 +45,9 @@ def _mailbox_state(row):
     """A mailbox as the feed shows it, its vacation reply as GET
     /users/{email}/vacation answers it (migration 0035: a change of the
     reply is a change of the mailbox)."""
-    reply = vacation.DEFAULTS if row["enabled"] is None else {
-        "enabled": row["enabled"], "subject": row["subject"], "body": row["body"],
-        "start": row["start_date"], "end": row["end_date"], "days": row["days"]}
     state = {k: row[k] for k in ("id", "email", "domain", "quota_mb", "active")}
-    state["vacation"] = {k: v for k, v in vacation.as_json(row["email"], reply).items() if k != "email"}
+    state["vacation"] = vacation.as_json(row["email"], vacation.from_row(row))
+    del state["vacation"]["email"]
     return state
 
 
