@@ -125,12 +125,12 @@ class EmbouxChangeFeed(models.AbstractModel):
             return 0
         if res == "mailbox":
             vals = dict(synced, active=bool(cur.get("active", True)), quota_mb=cur.get("quota_mb") or 0)
+            # with its auto-reply as the platform has it (not sent back)
             if record:
-                record.write(vals)
+                record.write(dict(vals, **record._emboux_vacation_vals(cur.get("vacation"))))
             else:
                 record = Model.create(dict(vals, domain_id=domain.id, local_part=cur["email"].partition("@")[0]))
-            if cur.get("vacation"):   # its auto-reply, as the platform has it (not sent back)
-                record._emboux_store_vacation(cur["vacation"])
+                record._emboux_store_vacation(cur.get("vacation"))
             return 1
         # alias
         vals = dict(synced, active=True, destinations=cur.get("destination") or "")

@@ -183,8 +183,19 @@ class EmbouxMailboxVacation(models.Model):
     def _emboux_store_vacation(self, result):
         """Keep what the platform answered, without sending it back."""
         self.ensure_one()
-        if not isinstance(result, dict):
+        vals = self._emboux_vacation_vals(result)
+        if not vals:
             return False
+        self.with_context(emboux_no_sync=True).sudo().write(vals)
+        return True
+
+    def _emboux_vacation_vals(self, result):
+        """The fields that the platform's answer `result` (GET/PUT
+        .../vacation, or a mailbox's state in the change feed) changes, and
+        the time it was read; {} when it is no answer."""
+        self.ensure_one()
+        if not isinstance(result, dict):
+            return {}
         vals = {}
         for f, key in VACATION_FIELDS.items():
             if key not in result:
@@ -200,8 +211,7 @@ class EmbouxMailboxVacation(models.Model):
                 vals[f] = value or False
         changed = {k: v for k, v in vals.items() if self[k] != v}
         changed["vacation_checked_at"] = fields.Datetime.now()
-        self.with_context(emboux_no_sync=True).sudo().write(changed)
-        return True
+        return changed
 
     def action_refresh_vacation(self):
         """Read the auto-reply now (`GET /users/{email}/vacation`): it may have
